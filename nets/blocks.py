@@ -1,0 +1,272 @@
+"""The pieces the families are built of, each usable on its own.
+
+Numeric conventions that pretrained weights depend on are explicit arguments:
+BatchNorm ``eps`` and ``momentum``, conv ``bias``, TF-style ``padding="same"``,
+the activation. Children have stable names (``conv``, ``bn``, ``act``; ``conv1``...
+``downsample``; ``expand``, ``depthwise``, ``project``) that the weight converters map onto.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import StochasticDepth
+
+ActLayer = Callable[[], nn.Module]
+ReLU: ActLayer = partial(nn.ReLU, inplace=True)
+ReLU6: ActLayer = partial(nn.ReLU6, inplace=True)
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with TensorFlow's "SAME" padding, worked out for each input size.
+
+    TF pads so that the output is ceil(input / stride); when the total padding is odd the
+    extra pixel goes at the bottom and right, which a symmetric PyTorch padding cannot express.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, padding=0, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        pad_h = _same_pad(ih, self.kernel_size[0], self.stride[0], self.dilation[0])
+        pad_w = _same_pad(iw, self.kernel_size[1], self.stride[1], self.dilation[1])
+        if pad_h or pad_w:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return super().forward(x)
+
+
+def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
+    out = math.ceil(size / stride)
+    return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+
+
+def make_conv(
+    in_chs: int,
+    out_chs: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int | str | None = None,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+) -> nn.Conv2d:
+    """A Conv2d; ``padding=None`` is symmetric ``(k - 1) // 2``, ``"same"`` is TF's SAME."""
+    if padding == "same":
+        if stride == 1 and (kernel_size - 1) * dilation % 2 == 0:
+            # At stride 1 with an odd kernel TF's SAME is symmetric: a plain conv is cheaper.
+            padding = (kernel_size - 1) * dilation // 2
+        else:
+            return Conv2dSame(
+                in_chs, out_chs, kernel_size, stride, dilation=dilation, groups=groups, bias=bias
+            )
+    elif padding is None:
+        padding = (kernel_size - 1) * dilation // 2
+    elif isinstance(padding, str):
+        raise ValueError(f"padding must be an int, None or 'same', got {padding!r}")
+    return nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias)
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv, then BatchNorm (optional), then an activation (optional).
+
+    ``eps``/``momentum`` are PyTorch BatchNorm's (Keras momentum m is PyTorch's 1 - m).
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | str | None = None,
+        *,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+        norm: bool = True,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        act: ActLayer | None = ReLU,
+    ) -> None:
+        super().__init__()
+        self.conv = make_conv(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias)
+        if norm:
+            self.bn = nn.BatchNorm2d(out_chs, eps=eps, momentum=momentum)
+        if act is not None:
+            self.act = act()
+        self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with an identity (or 1x1 projection) shortcut: ResNet-18/34.
+
+    ``attn`` (for example squeeze-and-excitation) is applied to the residual branch
+    before the addition, as in SE-ResNet.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        stride: int = 1,
+        *,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        act: ActLayer = ReLU,
+        attn: Callable[[int], nn.Module] | None = None,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        out_chs = planes * self.expansion
+        bn = dict(eps=eps, momentum=momentum)
+        self.conv1 = ConvNormAct(in_chs, planes, 3, stride, act=act, **bn)
+        self.conv2 = ConvNormAct(planes, out_chs, 3, 1, act=None, **bn)
+        self.attn = attn(out_chs) if attn else nn.Identity()
+        self.downsample = _shortcut(in_chs, out_chs, stride, bn)
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path else nn.Identity()
+        self.act = act()
+        self.out_chs = out_chs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.attn(self.conv2(self.conv1(x)))
+        return self.act(self.drop_path(x) + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand (x4) with a shortcut: ResNet-50/101/152.
+
+    ``stride_in_1x1=False`` puts the stride on the 3x3 conv (torchvision's "v1.5", the
+    layout of its weights); ``True`` puts it on the first 1x1 (the original paper, Caffe,
+    Keras and the SENet authors' models). ``bias=True`` gives every conv a bias, as Keras has.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        stride: int = 1,
+        *,
+        stride_in_1x1: bool = False,
+        bias: bool = False,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        act: ActLayer = ReLU,
+        attn: Callable[[int], nn.Module] | None = None,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        out_chs = planes * self.expansion
+        kw = dict(eps=eps, momentum=momentum, bias=bias)
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = ConvNormAct(in_chs, planes, 1, s1, act=act, **kw)
+        self.conv2 = ConvNormAct(planes, planes, 3, s3, act=act, **kw)
+        self.conv3 = ConvNormAct(planes, out_chs, 1, 1, act=None, **kw)
+        self.attn = attn(out_chs) if attn else nn.Identity()
+        self.downsample = _shortcut(in_chs, out_chs, stride, kw)
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path else nn.Identity()
+        self.act = act()
+        self.out_chs = out_chs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.attn(self.conv3(self.conv2(self.conv1(x))))
+        return self.act(self.drop_path(x) + shortcut)
+
+
+def _shortcut(in_chs: int, out_chs: int, stride: int, kw: dict) -> ConvNormAct | None:
+    if stride == 1 and in_chs == out_chs:
+        return None
+    return ConvNormAct(in_chs, out_chs, 1, stride, act=None, **kw)
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise kxk conv then pointwise 1x1 conv (MobileNet v1; EfficientNet's first block).
+
+    ``pw_act`` adds an activation after the pointwise conv (MobileNet v1 has one; the
+    linear-bottleneck blocks of EfficientNet do not). ``residual`` adds the input when the
+    shapes allow (stride 1, same channels).
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        kernel_size: int = 3,
+        *,
+        padding: int | str | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        act: ActLayer = ReLU,
+        pw_act: bool = True,
+        residual: bool = False,
+        attn: Callable[[int], nn.Module] | None = None,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        bn = dict(eps=eps, momentum=momentum)
+        self.depthwise = ConvNormAct(
+            in_chs, in_chs, kernel_size, stride, padding, groups=in_chs, act=act, **bn
+        )
+        self.attn = attn(in_chs) if attn else nn.Identity()
+        self.pointwise = ConvNormAct(in_chs, out_chs, 1, act=act if pw_act else None, **bn)
+        self.has_residual = residual and stride == 1 and in_chs == out_chs
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path else nn.Identity()
+        self.out_chs = out_chs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.pointwise(self.attn(self.depthwise(x)))
+        return self.drop_path(out) + x if self.has_residual else out
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expansion, depthwise kxk, 1x1 linear projection, residual when shapes match.
+
+    The MobileNetV2 block and EfficientNet's MBConv (with ``attn`` set to an SE module).
+    With ``expand_ratio == 1`` there is no expansion conv.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        expand_ratio: float = 6,
+        kernel_size: int = 3,
+        *,
+        padding: int | str | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        act: ActLayer = ReLU6,
+        attn: Callable[[int], nn.Module] | None = None,
+        drop_path: float = 0.0,
+        mid_chs: int | None = None,
+    ) -> None:
+        super().__init__()
+        bn = dict(eps=eps, momentum=momentum)
+        mid = mid_chs if mid_chs is not None else round(in_chs * expand_ratio)
+        self.expand = ConvNormAct(in_chs, mid, 1, act=act, **bn) if mid != in_chs else None
+        self.depthwise = ConvNormAct(
+            mid, mid, kernel_size, stride, padding, groups=mid, act=act, **bn
+        )
+        self.attn = attn(mid) if attn else nn.Identity()
+        self.project = ConvNormAct(mid, out_chs, 1, act=None, **bn)
+        self.has_residual = stride == 1 and in_chs == out_chs
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path else nn.Identity()
+        self.out_chs = out_chs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x if self.expand is None else self.expand(x)
+        out = self.project(self.attn(self.depthwise(out)))
+        return self.drop_path(out) + x if self.has_residual else out

@@ -1,0 +1,100 @@
+"""``create_model``: build a registered network and load its weights strictly."""
+
+from __future__ import annotations
+
+import os
+
+from torch import nn
+
+import weights as wts
+
+from .base import POOLINGS
+from .registry import get_spec
+
+
+def create_model(
+    name: str,
+    *,
+    weights: str | os.PathLike | None = None,
+    num_classes: int = 1000,
+    include_top: bool = True,
+    pooling: str | None = "avg",
+    in_chans: int = 3,
+    **family_kwargs,
+) -> nn.Module:
+    """Build ``name`` and optionally load weights.
+
+    ``weights``: ``None`` (the family's published random initialisation), ``"imagenet"``
+    (the default tag), a tag such as ``"resnet50.tv_in1k"``, or a checkpoint path in any
+    supported format (recognised from its content).
+
+    With weights and a ``num_classes`` other than the checkpoint's, the classifier is new
+    and everything else loads strictly. ``include_top=False`` drops the head and keeps only
+    ``pooling`` (``"avg"``, ``"max"`` or ``None`` for the feature map). ``in_chans != 3``
+    adapts the pretrained first conv (summed for one channel, else repeated and rescaled).
+    """
+    spec = get_spec(name)
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be 'avg', 'max' or None, got {pooling!r}")
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be a non-negative int, got {num_classes!r}")
+    if not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    model = spec.builder(
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        in_chans=in_chans,
+        **{**spec.kwargs, **family_kwargs},
+    )
+    model.arch = name
+    model.min_input_size = spec.min_input_size
+    model.pretrained_cfg = {"arch": name, "input_size": spec.input_size, "tag": None}
+    if weights is not None:
+        load_pretrained(model, name, weights, include_top=include_top, in_chans=in_chans)
+    return model
+
+
+def load_pretrained(
+    model: nn.Module,
+    arch: str,
+    spec: str | os.PathLike,
+    *,
+    include_top: bool = True,
+    in_chans: int = 3,
+) -> None:
+    """Load ``spec`` into ``model`` strictly, except for a classifier it chose to replace."""
+    loaded = wts.resolve(arch, spec)
+    state_dict = dict(loaded.state_dict)
+    first = f"{model.first_conv}.weight"
+    if in_chans != 3 and first in state_dict:
+        state_dict[first] = wts.adapt_input_conv(state_dict[first], in_chans)
+
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    head_prefix = "head."
+    fc_prefix = f"{model.classifier}."
+    if not include_top:
+        # keras.applications semantics: the whole top (VGG's fc1/fc2 too) is left out.
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head_prefix)}
+    else:
+        fc_weight = state_dict.get(f"{fc_prefix}weight")
+        want = expected.get(f"{fc_prefix}weight")
+        if (
+            fc_weight is not None
+            and fc_weight.dim() == 2
+            and (want is None or fc_weight.shape[0] != want[0])
+        ):
+            # A different num_classes: the model keeps its freshly initialised classifier.
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(fc_prefix)}
+            expected = {k: v for k, v in expected.items() if not k.startswith(fc_prefix)}
+
+    counters = [k for k in expected if k.endswith(".num_batches_tracked")]
+    wts.check_state_dict(arch, loaded.origin, expected, state_dict, optional=counters)
+    # Complete check done above; only BatchNorm counters and a replaced classifier remain.
+    model.load_state_dict(state_dict, strict=False)
+    model.pretrained_cfg.update(
+        tag=loaded.tag.name if loaded.tag else None,
+        origin=loaded.origin,
+        source=loaded.source,
+        preprocessing=loaded.preprocessing,
+    )

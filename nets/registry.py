@@ -1,0 +1,58 @@
+"""The model registry: every architecture name maps to one builder and its defaults."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .errors import UnknownModelError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    builder: Callable[..., nn.Module]
+    kwargs: dict = field(default_factory=dict)
+    input_size: int = 224  # the size the network was designed and trained at
+    min_input_size: int = 32  # below this the feature maps vanish (Keras' minimums where known)
+    paper: str = ""
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str,
+    builder: Callable[..., nn.Module],
+    *,
+    family: str,
+    input_size: int = 224,
+    min_input_size: int = 32,
+    paper: str = "",
+    **kwargs,
+) -> ModelSpec:
+    """Register ``name``; a second registration of the same name is an error."""
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered (family {_MODELS[name].family})")
+    spec = ModelSpec(name, family, builder, kwargs, input_size, min_input_size, paper)
+    _MODELS[name] = spec
+    return spec
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, sorted."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _MODELS[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(_MODELS), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see python -m nets list"
+        raise UnknownModelError(f"unknown model {name!r}{hint}") from None

