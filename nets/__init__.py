@@ -13,7 +13,11 @@ from weights.errors import (
     WeightsError,
 )
 
-from . import resnet  # noqa: F401  (registers the family)
+from . import (
+    efficientnet_lite,  # noqa: F401
+    resnet,  # noqa: F401  (registers the family)
+)
+from . import alexnet, lenet, vgg  # noqa: F401
 from .base import ClassifierHead, FeatureInfo, MLPHead, Network
 from .blocks import (
     BasicBlock,

@@ -16,10 +16,10 @@ def create_model(
     name: str,
     *,
     weights: str | os.PathLike | None = None,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     include_top: bool = True,
     pooling: str | None = "avg",
-    in_chans: int = 3,
+    in_chans: int | None = None,
     **family_kwargs,
 ) -> nn.Module:
     """Build ``name`` and optionally load weights.
@@ -32,8 +32,14 @@ def create_model(
     and everything else loads strictly. ``include_top=False`` drops the head and keeps only
     ``pooling`` (``"avg"``, ``"max"`` or ``None`` for the feature map). ``in_chans != 3``
     adapts the pretrained first conv (summed for one channel, else repeated and rescaled).
+    ``num_classes`` and ``in_chans`` left as ``None`` take the registered defaults (1000 and
+    3 unless the spec's kwargs say otherwise, as LeNet-5's 10 classes on 1 channel do).
     """
     spec = get_spec(name)
+    if num_classes is None:
+        num_classes = spec.kwargs.get("num_classes", 1000)
+    if in_chans is None:
+        in_chans = spec.kwargs.get("in_chans", 3)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be 'avg', 'max' or None, got {pooling!r}")
     if not isinstance(num_classes, int) or num_classes < 0:
@@ -41,11 +47,9 @@ def create_model(
     if not isinstance(in_chans, int) or in_chans < 1:
         raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
     model = spec.builder(
-        num_classes=num_classes,
         include_top=include_top,
         pooling=pooling,
-        in_chans=in_chans,
-        **{**spec.kwargs, **family_kwargs},
+        **{**spec.kwargs, **family_kwargs, "num_classes": num_classes, "in_chans": in_chans},
     )
     model.arch = name
     model.min_input_size = spec.min_input_size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,7 +47,12 @@ def register_model(
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern``, sorted."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    return sorted((n for n in _MODELS if fnmatch.fnmatch(n, pattern)), key=natural_key)
+
+
+def natural_key(name: str) -> list:
+    """Sort resnet18 < resnet34 < resnet101 (numbers by value, not by character)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def get_spec(name: str) -> ModelSpec:

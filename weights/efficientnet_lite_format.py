@@ -22,6 +22,7 @@ from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
 # share stride 16, groups 5 and 6 stride 32. The same for every Lite size.
 GROUP_TO_STAGE = (0, 1, 2, 3, 3, 4, 4)
 
+# A block with an expansion conv (expand ratio 6) is our InvertedResidual.
 BLOCK_PARTS = {
     "_expand_conv": "expand.conv",
     "_bn0": "expand.bn",
@@ -29,6 +30,14 @@ BLOCK_PARTS = {
     "_bn1": "depthwise.bn",
     "_project_conv": "project.conv",
     "_bn2": "project.bn",
+}
+# A block without one (expand ratio 1, the first group) is our DepthwiseSeparable, whose
+# 1x1 conv is called ``pointwise``.
+DEPTHWISE_SEPARABLE_PARTS = {
+    "_depthwise_conv": "depthwise.conv",
+    "_bn1": "depthwise.bn",
+    "_project_conv": "pointwise.conv",
+    "_bn2": "pointwise.bn",
 }
 
 
@@ -57,7 +66,9 @@ def table(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
                 break  # not a Lite layout; the strict check reports the leftover keys
             if GROUP_TO_STAGE[group] != stage:
                 stage, j = GROUP_TO_STAGE[group], 0
-        for theirs, ours in BLOCK_PARTS.items():
+        has_expand = f"_blocks.{n}._expand_conv.weight" in state_dict
+        parts = BLOCK_PARTS if has_expand else DEPTHWISE_SEPARABLE_PARTS
+        for theirs, ours in parts.items():
             out[f"_blocks.{n}.{theirs}"] = f"stages.{stage}.{j}.{ours}"
         j += 1
     out["_conv_head"] = f"stages.{stage}.conv_head.conv"

@@ -70,7 +70,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[StateDict, dict[str, str]]
     if fmt == SAFETENSORS:
         return _read_safetensors(name)
     try:
-        obj = torch.load(name, map_location="cpu", weights_only=True)
+        # A file object, not the name: torch.load routes "*.safetensors" names to safetensors
+        # whatever they contain, and the format here is decided by content alone.
+        with open(name, "rb") as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorruptCheckpointError(

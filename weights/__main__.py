@@ -1,0 +1,111 @@
+"""Command line: ``python -m weights list | info FILE | convert SRC --arch NAME -o OUT``.
+
+Errors in the input print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .convert import NETS, UNKNOWN, detect_source, to_ours
+from .errors import WeightsError
+from .io import read_checkpoint, save_safetensors, sha256_of, sniff_format
+from .loading import _tag_of_file
+from .registry import default_tag, get_tag, list_tags
+from .store import fetch, metadata_for
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for name in list_tags(args.pattern):
+        t = get_tag(name)
+        where = t.url or f"pip package {t.package[0]}"
+        default = "*" if default_tag(t.arch) == name else " "
+        print(f"{default} {name:28s} top-1 {t.top1:6.2f}  {t.num_params:>12,}  {where}")
+    print("(* = the tag weights='imagenet' loads)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    container = sniff_format(path)
+    state_dict, meta = read_checkpoint(path)
+    params = sum(v.numel() for k, v in state_dict.items() if not k.endswith("num_batches_tracked"))
+    info = {
+        "file": str(path),
+        "container": container,
+        "layout": detect_source(state_dict, meta),
+        "sha256": sha256_of(path),
+        "tensors": len(state_dict),
+        "values": params,
+        "metadata": meta,
+    }
+    if args.keys:
+        info["keys"] = {k: list(v.shape) for k, v in state_dict.items()}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    src = args.src
+    if src in list_tags():
+        tag = get_tag(src)
+        if tag.arch != args.arch:
+            raise WeightsError(f"weights tag {src!r} is for {tag.arch!r}, not {args.arch!r}")
+        path = fetch(tag)
+    else:
+        path = Path(src)
+        tag = None
+    raw, meta = read_checkpoint(path)
+    source = detect_source(raw, meta)
+    if source == UNKNOWN:
+        sample = ", ".join(list(raw)[:3])
+        raise WeightsError(
+            f"cannot tell the layout of {str(path)!r} (keys such as {sample}): expected "
+            "torchvision, TF EfficientNet-Lite or this library's own"
+        )
+    tag = tag or _tag_of_file(args.arch, Path(path), meta)
+    state_dict = to_ours(args.arch, source, raw)
+    out_meta = metadata_for(arch=args.arch, source=source if source != NETS else
+                            meta.get("source", NETS), source_sha256=sha256_of(path), tag=tag)
+    save_safetensors(state_dict, args.output, out_meta)
+    print(f"{path} ({source}) -> {args.output}: {len(state_dict)} tensors for {args.arch}"
+          f"{f', preprocessing of {tag.name}' if tag else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m weights", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="registered weights tags")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.set_defaults(run=_cmd_list)
+    p = sub.add_parser("info", help="format, layout, checksum and metadata of a checkpoint")
+    p.add_argument("file")
+    p.add_argument("--keys", action="store_true", help="also list every key and shape")
+    p.set_defaults(run=_cmd_info)
+    p = sub.add_parser("convert", help="convert a checkpoint (file or tag) to our safetensors")
+    p.add_argument("src", help="a checkpoint file, or a registered tag")
+    p.add_argument("--arch", required=True, help="the architecture, e.g. resnet50")
+    p.add_argument("-o", "--output", required=True, help="where to write OUT.safetensors")
+    p.set_defaults(run=_cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
