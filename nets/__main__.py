@@ -35,8 +35,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     right = {2, 3, 5}
     for r in [header, *rows]:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
-                 enumerate(zip(r, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         print("  ".join(cells).rstrip())
     return 0
 
@@ -82,10 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="Keras-style table of layers, output shapes, parameters")
     p.add_argument("name")
-    p.add_argument("--input-size", type=int, default=None, help="square input side (default: "
-                   "the size the model was designed for)")
-    p.add_argument("--depth", type=int, default=None, help="module depth to list (default: "
-                   "every layer)")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="square input side (default: the size the model was designed for)",
+    )
+    p.add_argument(
+        "--depth", type=int, default=None, help="module depth to list (default: every layer)"
+    )
     p.add_argument("--num-classes", type=int, default=1000)
     p.set_defaults(run=_cmd_summary)
 

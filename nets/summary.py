@@ -80,20 +80,27 @@ def trace(model: nn.Module, input_size: int, depth: int | None = None) -> list[R
     return rows
 
 
-def summary(model: nn.Module, input_size: int = 224, depth: int | None = None,
-            name: str | None = None) -> str:
+def summary(
+    model: nn.Module, input_size: int = 224, depth: int | None = None, name: str | None = None
+) -> str:
     """The summary table as a string (works on a model built on the meta device)."""
     rows = trace(model, input_size, depth)
     totals = count(model)
     header = ("Layer (type)", "Output Shape", "Param #")
-    cells = [(f"{r.name} ({r.kind})", str(("None",) + r.shape[1:]).replace("'", ""),
-              f"{r.params:,}") for r in rows]
+    cells = [
+        (f"{r.name} ({r.kind})", str(("None",) + r.shape[1:]).replace("'", ""), f"{r.params:,}")
+        for r in rows
+    ]
     w0 = max([len(header[0])] + [len(c[0]) for c in cells]) + 2
     w1 = max([len(header[1])] + [len(c[1]) for c in cells]) + 2
     w2 = max([len(header[2])] + [len(c[2]) for c in cells])
     width = w0 + w1 + w2 + 1
-    lines = [f'Model: "{name or getattr(model, "arch", type(model).__name__)}"', "_" * width,
-             f" {header[0]:<{w0}}{header[1]:<{w1}}{header[2]:>{w2}}", "=" * width]
+    lines = [
+        f'Model: "{name or getattr(model, "arch", type(model).__name__)}"',
+        "_" * width,
+        f" {header[0]:<{w0}}{header[1]:<{w1}}{header[2]:>{w2}}",
+        "=" * width,
+    ]
     for c in cells:
         lines.append(f" {c[0]:<{w0}}{c[1]:<{w1}}{c[2]:>{w2}}")
     lines += [

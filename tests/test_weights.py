@@ -71,8 +71,9 @@ def test_truncated_checkpoint(kind, tv_file, tmp_path):
         weights.save_safetensors(torch.load(tv_file, weights_only=True), src, {})
     elif kind == "legacy":
         src = tmp_path / "full.pth"
-        torch.save(torch.load(tv_file, weights_only=True), src,
-                   _use_new_zipfile_serialization=False)
+        torch.save(
+            torch.load(tv_file, weights_only=True), src, _use_new_zipfile_serialization=False
+        )
     else:
         src = tv_file
     data = open(src, "rb").read()
@@ -111,9 +112,19 @@ def test_checkpoint_of_another_architecture_lists_every_problem(tv_file):
 
 def test_cli_reports_a_bad_checkpoint_in_one_line(tv_file):
     proc = subprocess.run(
-        [sys.executable, "-m", "nets", "classify", "samples/chelsea.jpg", "--model", "resnet50",
-         "--weights", tv_file],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "nets",
+            "classify",
+            "samples/chelsea.jpg",
+            "--model",
+            "resnet50",
+            "--weights",
+            tv_file,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
@@ -144,7 +155,9 @@ def test_download_verify_convert_and_cache(tv_file, resnet18_ref, monkeypatch):
     assert meta["source_sha256"] == tag.sha256 and meta["resize_size"] == "256"
     # The converted file alone is enough from now on.
     downloaded.unlink()
-    monkeypatch.setitem(registry._TAGS, tag.name, dataclasses.replace(tag, url="http://127.0.0.1:9/x"))
+    monkeypatch.setitem(
+        registry._TAGS, tag.name, dataclasses.replace(tag, url="http://127.0.0.1:9/x")
+    )
     again = nets.create_model("resnet18", weights="resnet18.tv_in1k").eval()
     with torch.no_grad():
         torch.testing.assert_close(again(x), resnet18_ref(x))
@@ -231,8 +244,11 @@ def test_decode_predictions_best_first():
 def test_cli_convert_then_info_then_load(tv_file, resnet18_ref, tmp_path):
     out = tmp_path / "resnet18.safetensors"
     run = [sys.executable, "-m", "weights"]
-    proc = subprocess.run(run + ["convert", tv_file, "--arch", "resnet18", "-o", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        run + ["convert", tv_file, "--arch", "resnet18", "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     info = subprocess.run(run + ["info", str(out)], capture_output=True, text=True)
     assert info.returncode == 0, info.stderr

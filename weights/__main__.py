@@ -69,11 +69,17 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         )
     tag = tag or _tag_of_file(args.arch, Path(path), meta)
     state_dict = to_ours(args.arch, source, raw)
-    out_meta = metadata_for(arch=args.arch, source=source if source != NETS else
-                            meta.get("source", NETS), source_sha256=sha256_of(path), tag=tag)
+    out_meta = metadata_for(
+        arch=args.arch,
+        source=source if source != NETS else meta.get("source", NETS),
+        source_sha256=sha256_of(path),
+        tag=tag,
+    )
     save_safetensors(state_dict, args.output, out_meta)
-    print(f"{path} ({source}) -> {args.output}: {len(state_dict)} tensors for {args.arch}"
-          f"{f', preprocessing of {tag.name}' if tag else ''}")
+    print(
+        f"{path} ({source}) -> {args.output}: {len(state_dict)} tensors for {args.arch}"
+        f"{f', preprocessing of {tag.name}' if tag else ''}"
+    )
     return 0
 
 

@@ -19,6 +19,10 @@ UNKNOWN = "unknown"
 
 _OUR_ROOTS = ("stem.", "stages.", "head.")
 
+# Stored in every converted file; bump it whenever a rename table changes, so that files
+# converted into the cache by an older version are converted again instead of failing.
+CONVERTER_VERSION = "2"
+
 
 def detect_source(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
     """Name the layout of a state dict from its metadata and key names."""

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .convert import NETS, to_ours
+from .convert import CONVERTER_VERSION, NETS, to_ours
 from .errors import ChecksumError, DownloadError, WeightsError
 from .io import StateDict, atomic_write, read_checkpoint, save_safetensors, sha256_of
 from .registry import WeightTag
@@ -106,8 +106,15 @@ def load_tag(tag: WeightTag) -> tuple[StateDict, dict[str, str]]:
     """Our state dict for ``tag``, converting and caching it on first use."""
     cached = converted_path(tag)
     if cached.is_file():
-        state_dict, meta = read_checkpoint(cached)
-        if meta.get("format") == NETS and meta.get("tag") == tag.name:
+        try:
+            state_dict, meta = read_checkpoint(cached)
+        except WeightsError:  # a damaged cache entry is rebuilt from the original file
+            state_dict, meta = {}, {}
+        if (
+            meta.get("format") == NETS
+            and meta.get("tag") == tag.name
+            and meta.get("converter") == CONVERTER_VERSION
+        ):
             return state_dict, meta
     source_file = fetch(tag)
     raw, _ = read_checkpoint(source_file)
@@ -127,7 +134,13 @@ def load_tag(tag: WeightTag) -> tuple[StateDict, dict[str, str]]:
 def metadata_for(
     *, arch: str, source: str, source_sha256: str, tag: WeightTag | None
 ) -> dict[str, str]:
-    meta = {"format": NETS, "arch": arch, "source": source, "source_sha256": source_sha256}
+    meta = {
+        "format": NETS,
+        "converter": CONVERTER_VERSION,
+        "arch": arch,
+        "source": source,
+        "source_sha256": source_sha256,
+    }
     if tag is not None:
         meta.update(tag=tag.name, categories=tag.categories, **tag.preprocessing.as_metadata())
     return meta

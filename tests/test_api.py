@@ -1,0 +1,150 @@
+"""The nets API: registry, create_model options, anatomy, images, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import nets
+from nets.images import load_image
+
+
+def test_list_and_registry():
+    names = nets.list_models()
+    assert {"resnet50", "efficientnet_lite0"} <= set(names)
+    assert nets.list_models("resnet*")[:3] == ["resnet18", "resnet34", "resnet50"]
+    with pytest.raises(ValueError, match="already registered"):
+        nets.register_model("resnet50", lambda **kw: None, family="resnet")
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(nets.UnknownModelError, match="did you mean resnet50"):
+        nets.create_model("resnet05")
+    with pytest.raises(nets.UnknownModelError, match="python -m nets list"):
+        nets.create_model("transformer")
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="pooling"):
+        nets.create_model("resnet18", pooling="mean")
+    with pytest.raises(ValueError, match="include_top=False"):
+        nets.create_model("resnet18", pooling=None)
+    with pytest.raises(ValueError, match="num_classes"):
+        nets.create_model("resnet18", num_classes=-1)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_anatomy_is_shared(name):
+    model = nets.create_model(name).eval()
+    for part in ("stem", "stages", "head"):
+        assert isinstance(getattr(model, part), torch.nn.Module)
+    assert isinstance(model.stages, torch.nn.Sequential)
+    assert len(model.feature_info) == len(model.stages)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape[1] == model.num_features == model.feature_info[-1].channels
+        logits = model.forward_head(feats)
+        pre = model.forward_head(feats, pre_logits=True)
+        torch.testing.assert_close(logits, model(x))
+    assert logits.shape == (2, 1000) and pre.shape == (2, model.num_features)
+    assert model.get_classifier() is model.head.fc
+    model.reset_classifier(7)
+    assert model.get_classifier().out_features == 7
+    with torch.no_grad():
+        assert model(x).shape == (2, 7)
+    maps = nets.feature_extractor(model, stages=(-2, -1))(x)
+    assert [m.shape[1] for m in maps] == [f.channels for f in model.feature_info[-2:]]
+    with pytest.raises(ValueError, match="out of range"):
+        nets.feature_extractor(model, stages=(9,))
+
+
+def test_include_top_false_and_pooling_follow_keras():
+    x = torch.randn(2, 3, 64, 64)
+    for pooling, shape in (("avg", (2, 512)), ("max", (2, 512)), (None, (2, 512, 2, 2))):
+        model = nets.create_model("resnet18", include_top=False, pooling=pooling).eval()
+        with torch.no_grad():
+            assert model(x).shape == shape
+        assert not [k for k in model.state_dict() if k.startswith("head.")]
+
+
+def test_new_classifier_with_pretrained_weights(save_reference):
+    import torchvision
+
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet18().eval()
+    path = save_reference(ref)
+    model = nets.create_model("resnet18", weights=path, num_classes=5).eval()
+    assert model.head.fc.out_features == 5
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref_features = torch.flatten(
+            ref.avgpool(
+                ref.layer4(
+                    ref.layer3(ref.layer2(ref.layer1(ref.maxpool(ref.relu(ref.bn1(ref.conv1(x)))))))
+                )
+            ),
+            1,
+        )
+        torch.testing.assert_close(
+            model.forward_head(model.forward_features(x), True), ref_features
+        )
+    headless = nets.create_model("resnet18", weights=path, include_top=False).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(headless(x), ref_features)
+
+
+def test_input_smaller_than_minimum():
+    model = nets.create_model("resnet18").eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+        with pytest.raises(nets.InputSizeError, match="at least 32x32"):
+            model(torch.randn(1, 3, 31, 40))
+        with pytest.raises(nets.InputSizeError, match=r"\(N, 3, H, W\)"):
+            model(torch.randn(1, 1, 64, 64))
+
+
+# -- images ----------------------------------------------------------------------------------
+@pytest.fixture
+def odd_images(tmp_path):
+    rgb = Image.open("samples/chelsea.jpg").convert("RGB").resize((80, 60))
+    paths = {}
+    paths["gray"] = tmp_path / "gray.png"
+    rgb.convert("L").save(paths["gray"])
+    paths["rgba"] = tmp_path / "rgba.png"
+    rgb.convert("RGBA").save(paths["rgba"])
+    paths["palette"] = tmp_path / "palette.png"
+    rgb.convert("P", palette=Image.Palette.ADAPTIVE).save(paths["palette"])
+    paths["gray16"] = tmp_path / "gray16.png"
+    wide = (np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(wide).save(paths["gray16"])
+    return paths, rgb
+
+
+def test_odd_image_modes_are_converted(odd_images):
+    paths, rgb = odd_images
+    gray = np.asarray(rgb.convert("L"), dtype=np.int16)
+    for kind, path in paths.items():
+        image = load_image(path)
+        assert image.mode == "RGB" and image.size == (80, 60), kind
+    # 16-bit values are rescaled, not clipped to white.
+    g16 = np.asarray(load_image(paths["gray16"]))[..., 0].astype(np.int16)
+    assert np.abs(g16 - gray).max() <= 1
+    rgba = np.asarray(load_image(paths["rgba"]), dtype=np.int16)
+    assert np.abs(rgba - np.asarray(rgb, dtype=np.int16)).max() == 0
+
+
+def test_not_an_image_and_truncated_image(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    with pytest.raises(nets.ImageError, match="is not an image"):
+        load_image(text)
+    data = open("samples/coffee.jpg", "rb").read()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(nets.ImageError, match="truncated or corrupted"):
+        load_image(cut)
+    with pytest.raises(nets.ImageError, match="does not exist"):
+        load_image(tmp_path / "missing.png")
