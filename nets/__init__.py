@@ -14,10 +14,12 @@ from weights.errors import (
 )
 
 from . import (
+    alexnet,  # noqa: F401
     efficientnet_lite,  # noqa: F401
+    lenet,  # noqa: F401
     resnet,  # noqa: F401  (registers the family)
+    vgg,  # noqa: F401
 )
-from . import alexnet, lenet, vgg  # noqa: F401
 from .base import ClassifierHead, FeatureInfo, MLPHead, Network
 from .blocks import (
     BasicBlock,

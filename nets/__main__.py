@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--depth", type=int, default=None, help="module depth to list (default: every layer)"
     )
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--num-classes", type=int, default=None, help="default: the model's own")
     p.set_defaults(run=_cmd_summary)
 
     p = sub.add_parser("classify", help="top predictions for image files")
