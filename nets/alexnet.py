@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 from torch import nn
 
-from .base import ClassifierHead, MLPHead, Network
+from .base import Network, fully_connected_head
 from .blocks import ConvNormAct
 from .registry import register_model
 
@@ -114,12 +114,16 @@ class AlexNet(Network):
             channels.append(in_chs)
             reductions.append(reduction)
         self._set_stages(stages, channels, reductions)
-        if include_top:
-            self.head = MLPHead(
-                in_chs, POOL_SIZE, HIDDEN, num_classes, drop_rate=drop_rate, dropout_first=True
-            )
-        else:
-            self.head = ClassifierHead(in_chs, 0, pooling, include_top=False)
+        self.head = fully_connected_head(
+            in_chs,
+            POOL_SIZE,
+            HIDDEN,
+            num_classes,
+            include_top=include_top,
+            pooling=pooling,
+            drop_rate=drop_rate,
+            dropout_first=True,
+        )
         # PyTorch's default initialisation, as torchvision's AlexNet (see the module doc).
 
 

@@ -120,6 +120,23 @@ class MLPHead(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
+def fully_connected_head(
+    in_channels: int,
+    pool_size: int | tuple[int, int],
+    hidden: Sequence[int],
+    num_classes: int,
+    *,
+    include_top: bool,
+    pooling: str | None,
+    **kwargs,
+) -> nn.Module:
+    """LeNet/AlexNet/VGG's head: an ``MLPHead`` with the top; without it only a global
+    pooling (the whole fully connected stack goes, as in keras.applications)."""
+    if include_top:
+        return MLPHead(in_channels, pool_size, hidden, num_classes, **kwargs)
+    return ClassifierHead(in_channels, 0, pooling, include_top=False)
+
+
 class Network(nn.Module):
     """Base class of every family: owns the anatomy and the shared methods.
 

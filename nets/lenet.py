@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ClassifierHead, MLPHead, Network
+from .base import Network, fully_connected_head
 from .blocks import ConvNormAct
 from .registry import register_model
 
@@ -232,10 +232,16 @@ class LeNet(Network):
             channels.append(in_chs)
             reductions.append(reduction)
         self._set_stages(stages, channels, reductions)
-        if include_top:
-            self.head = MLPHead(in_chs, 1, (F6,), num_classes, drop_rate=drop_rate, act=act)
-        else:
-            self.head = ClassifierHead(in_chs, 0, pooling, include_top=False)
+        self.head = fully_connected_head(
+            in_chs,
+            1,
+            (F6,),
+            num_classes,
+            include_top=include_top,
+            pooling=pooling,
+            drop_rate=drop_rate,
+            act=act,
+        )
         for m in self.modules():
             self._init_lecun(m)
 

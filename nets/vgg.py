@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import ClassifierHead, MLPHead, Network, init_conv_bn
+from .base import Network, fully_connected_head, init_conv_bn
 from .blocks import ConvNormAct
 from .registry import register_model
 
@@ -65,12 +65,16 @@ class VGG(Network):
             reduction *= 2
             reductions.append(reduction)
         self._set_stages(stages, STAGE_WIDTHS, reductions)
-        if include_top:
-            self.head = MLPHead(
-                in_chs, POOL_SIZE, HIDDEN, num_classes, drop_rate=drop_rate, dropout_first=False
-            )
-        else:
-            self.head = ClassifierHead(in_chs, 0, pooling, include_top=False)
+        self.head = fully_connected_head(
+            in_chs,
+            POOL_SIZE,
+            HIDDEN,
+            num_classes,
+            include_top=include_top,
+            pooling=pooling,
+            drop_rate=drop_rate,
+            dropout_first=False,
+        )
         # torchvision's VGG init: Kaiming-normal (fan-out) convs, unit BN, Linear N(0, 0.01).
         init_conv_bn(self, linear_std=0.01)
 
