@@ -13,43 +13,45 @@ from weights.errors import (
     WeightsError,
 )
 
-from . import (
-    alexnet,  # noqa: F401
-    efficientnet_lite,  # noqa: F401
-    lenet,  # noqa: F401
-    resnet,  # noqa: F401  (registers the family)
-    vgg,  # noqa: F401
+# Importing a family module registers its models.
+from . import (  # noqa: F401
+    alexnet,
+    densenet,
+    efficientnet,
+    efficientnet_lite,
+    googlenet,
+    inception_resnet_v2,
+    inception_v3,
+    inception_v4,
+    lenet,
+    mobilenet_v1,
+    mobilenet_v2,
+    mobilenet_v3,
+    resnet,
+    seresnet,
+    vgg,
+    xception,
 )
-from .base import ClassifierHead, FeatureInfo, MLPHead, Network
-from .blocks import (
-    BasicBlock,
-    Bottleneck,
-    Conv2dSame,
-    ConvNormAct,
-    DepthwiseSeparable,
-    InvertedResidual,
-)
+from .base import AuxOutputs, ClassifierHead, FeatureInfo, MLPHead, Network
+from .blocks import *  # noqa: F403
+from .blocks import __all__ as _blocks
 from .errors import ImageError, InputSizeError, NetsError, UnknownModelError
 from .factory import create_model, load_pretrained
 from .features import FeatureExtractor, feature_extractor
 from .registry import ModelSpec, get_spec, list_models, register_model
 
 __all__ = [
-    "BasicBlock",
-    "Bottleneck",
+    *_blocks,
+    "AuxOutputs",
     "CheckpointFormatError",
     "ClassifierHead",
-    "Conv2dSame",
-    "ConvNormAct",
     "CorruptCheckpointError",
-    "DepthwiseSeparable",
     "DownloadError",
     "FeatureExtractor",
     "FeatureInfo",
     "ImageError",
     "IncompatibleCheckpointError",
     "InputSizeError",
-    "InvertedResidual",
     "MLPHead",
     "ModelSpec",
     "NetsError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -25,6 +26,19 @@ class FeatureInfo:
     channels: int
     reduction: int  # the stage output's stride relative to the input
     module: str  # e.g. "stages.2"
+
+
+class AuxOutputs(NamedTuple):
+    """What a network with auxiliary classifiers returns in training mode (aux enabled).
+
+    ``logits`` is the main classifier's output; ``aux`` the auxiliary classifiers' outputs,
+    from the shallowest to the deepest. A trainer weights the losses, e.g.
+    ``loss = ce(out.logits, y) + 0.3 * sum(ce(a, y) for a in out.aux)``. In eval mode these
+    networks return the main logits alone, like every other network.
+    """
+
+    logits: torch.Tensor
+    aux: tuple[torch.Tensor, ...]
 
 
 def _global_pool(pooling: str | None) -> nn.Module:

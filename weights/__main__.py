@@ -60,7 +60,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         path = Path(src)
         tag = None
     raw, meta = read_checkpoint(path)
-    source = detect_source(raw, meta)
+    source = detect_source(raw, meta, args.arch)
     if source == UNKNOWN:
         sample = ", ".join(list(raw)[:3])
         raise WeightsError(

@@ -1,6 +1,7 @@
 """Recognise where a state dict comes from and convert it to our key names.
 
-One converter module per foreign format; each is a pure function ``convert(arch, sd)``.
+One module per foreign format and family, each registering a pure ``convert(arch, sd)``
+with the layout registry (``weights.layouts``); importing this module registers them all.
 """
 
 from __future__ import annotations
@@ -9,12 +10,23 @@ from collections.abc import Mapping
 
 import torch
 
-from . import efficientnet_lite_format, torchvision_format
+# Importing a format module registers its layouts.
+from . import (  # noqa: F401
+    efficientnet_lite_format,
+    timm_inception,
+    timm_mobilenet,
+    timm_seresnet,
+    timm_xception,
+    torchvision_densenet,
+    torchvision_efficientnet,
+    torchvision_format,
+    torchvision_inception,
+    torchvision_mobilenet,
+)
+from .layouts import layouts
 from .renames import StateDict, drop_num_batches_tracked
 
 NETS = "nets"
-TORCHVISION = "torchvision"
-TF_EFFICIENTNET_LITE = "tf_efficientnet_lite"
 UNKNOWN = "unknown"
 
 _OUR_ROOTS = ("stem.", "stages.", "head.")
@@ -24,21 +36,28 @@ _OUR_ROOTS = ("stem.", "stages.", "head.")
 CONVERTER_VERSION = "2"
 
 
-def detect_source(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
-    """Name the layout of a state dict from its metadata and key names."""
+def detect_source(
+    state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str], arch: str | None = None
+) -> str:
+    """Name the publisher of a state dict's layout, from its metadata and key names.
+
+    With ``arch``, only layouts that convert to that arch are tried, so that two publishers
+    who use similar names for different families (``features.0...``) are told apart.
+    """
     if metadata.get("format") == NETS or all(k.startswith(_OUR_ROOTS) for k in state_dict):
         return NETS
-    if efficientnet_lite_format.looks_like(state_dict):
-        return TF_EFFICIENTNET_LITE
-    if torchvision_format.looks_like(state_dict):
-        return TORCHVISION
+    for layout in layouts():
+        if (arch is None or layout.handles(arch)) and layout.looks_like(state_dict):
+            return layout.source
     return UNKNOWN
 
 
 def to_ours(arch: str, source: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """Convert ``state_dict`` in layout ``source`` to our names for ``arch``."""
-    if source == TORCHVISION:
-        return torchvision_format.convert(arch, state_dict)
-    if source == TF_EFFICIENTNET_LITE:
-        return efficientnet_lite_format.convert(arch, state_dict)
+    """Convert ``state_dict`` in ``source``'s layout to our names for ``arch``.
+
+    Without a matching layout the keys are kept, and the strict check reports them.
+    """
+    for layout in layouts():
+        if layout.source == source and layout.handles(arch):
+            return layout.convert(arch, state_dict)
     return drop_num_batches_tracked(state_dict)

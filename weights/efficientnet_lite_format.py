@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import torch
 
+from .layouts import register_layout
 from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
 
 # The seven block groups of EfficientNet(-Lite) and the stage each falls in: groups 3 and 4
@@ -84,4 +85,9 @@ def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
 
 
 def looks_like(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return "_conv_stem.weight" in state_dict
+    return "_conv_stem.weight" in state_dict and "_blocks.0._depthwise_conv.weight" in state_dict
+
+
+register_layout(
+    "tf_efficientnet_lite", [f"efficientnet_lite{i}" for i in range(5)], looks_like, convert
+)

@@ -57,7 +57,7 @@ def resolve(arch: str, spec: str | os.PathLike) -> LoadedWeights:
             f"weights {str(spec)!r} is neither a registered tag nor an existing file"
         )
     raw, meta = read_checkpoint(path)
-    source = detect_source(raw, meta)
+    source = detect_source(raw, meta, arch)
     state_dict = to_ours(arch, source, raw)
     tag = _tag_of_file(arch, path, meta)
     preprocessing = Preprocessing.from_metadata(meta) or (tag.preprocessing if tag else None)

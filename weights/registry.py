@@ -59,7 +59,10 @@ class WeightTag:
     arch: str
     source: str  # checkpoint format, the key of the converter in weights.convert
     file_name: str
-    sha256: str  # full digest, or the prefix the publisher put in the file name
+    # The full digest, or the prefix the publisher put in the file name; "" where the
+    # publisher gives none (Hugging Face files of timm): the digest seen on first download
+    # is then recorded in the converted file's metadata.
+    sha256: str
     url: str | None
     preprocessing: Preprocessing
     top1: float
@@ -87,8 +90,23 @@ def register(tag: WeightTag, *, default: bool = False) -> WeightTag:
     return tag
 
 
-def _tv(arch, origin, file_name, params, top1, top5, resize=256, default=True, recipe=""):
-    register(
+def register_torchvision(
+    arch: str,
+    origin: str,
+    file_name: str,
+    params: int,
+    top1: float,
+    top5: float,
+    resize: int = 256,
+    default: bool = True,
+    recipe: str = "",
+    crop: int = 224,
+    interpolation: str = "bilinear",
+    notes: str = "",
+) -> WeightTag:
+    """Register torchvision's ``file_name`` as ``<arch>.<origin>_in1k`` (the sha256 prefix is
+    the hex torchvision puts in the file name)."""
+    return register(
         WeightTag(
             name=f"{arch}.{origin}_in1k",
             arch=arch,
@@ -96,28 +114,31 @@ def _tv(arch, origin, file_name, params, top1, top5, resize=256, default=True, r
             file_name=file_name,
             sha256=file_name.rsplit("-", 1)[1].split(".")[0],
             url=TV_BASE_URL + file_name,
-            preprocessing=Preprocessing(input_size=224, resize_size=resize),
+            preprocessing=Preprocessing(
+                input_size=crop, resize_size=resize, interpolation=interpolation
+            ),
             top1=top1,
             top5=top5,
             num_params=params,
             recipe=recipe,
+            notes=notes,
         ),
         default=default,
     )
 
 
 # torchvision 0.29 metadata (ImageNet-1k val, 224 crop). V2 = torchvision's new training recipe.
-_tv("alexnet", "tv", "alexnet-owt-7be5be79.pth", 61_100_840, 56.522, 79.066)
-_tv("vgg11", "tv", "vgg11-8a719046.pth", 132_863_336, 69.020, 88.628)
-_tv("vgg11_bn", "tv", "vgg11_bn-6002323d.pth", 132_868_840, 70.370, 89.810)
-_tv("vgg13", "tv", "vgg13-19584684.pth", 133_047_848, 69.928, 89.246)
-_tv("vgg13_bn", "tv", "vgg13_bn-abd245e5.pth", 133_053_736, 71.586, 90.374)
-_tv("vgg16", "tv", "vgg16-397923af.pth", 138_357_544, 71.592, 90.382)
-_tv("vgg16_bn", "tv", "vgg16_bn-6c64b313.pth", 138_365_992, 73.360, 91.516)
-_tv("vgg19", "tv", "vgg19-dcbb9e9d.pth", 143_667_240, 72.376, 90.876)
-_tv("vgg19_bn", "tv", "vgg19_bn-c79401a0.pth", 143_678_248, 74.218, 91.842)
-_tv("resnet18", "tv", "resnet18-f37072fd.pth", 11_689_512, 69.758, 89.078)
-_tv("resnet34", "tv", "resnet34-b627a593.pth", 21_797_672, 73.314, 91.420)
+register_torchvision("alexnet", "tv", "alexnet-owt-7be5be79.pth", 61_100_840, 56.522, 79.066)
+register_torchvision("vgg11", "tv", "vgg11-8a719046.pth", 132_863_336, 69.020, 88.628)
+register_torchvision("vgg11_bn", "tv", "vgg11_bn-6002323d.pth", 132_868_840, 70.370, 89.810)
+register_torchvision("vgg13", "tv", "vgg13-19584684.pth", 133_047_848, 69.928, 89.246)
+register_torchvision("vgg13_bn", "tv", "vgg13_bn-abd245e5.pth", 133_053_736, 71.586, 90.374)
+register_torchvision("vgg16", "tv", "vgg16-397923af.pth", 138_357_544, 71.592, 90.382)
+register_torchvision("vgg16_bn", "tv", "vgg16_bn-6c64b313.pth", 138_365_992, 73.360, 91.516)
+register_torchvision("vgg19", "tv", "vgg19-dcbb9e9d.pth", 143_667_240, 72.376, 90.876)
+register_torchvision("vgg19_bn", "tv", "vgg19_bn-c79401a0.pth", 143_678_248, 74.218, 91.842)
+register_torchvision("resnet18", "tv", "resnet18-f37072fd.pth", 11_689_512, 69.758, 89.078)
+register_torchvision("resnet34", "tv", "resnet34-b627a593.pth", 21_797_672, 73.314, 91.420)
 for _arch, _v1, _v2, _params, _acc in (
     (
         "resnet50",
@@ -141,9 +162,9 @@ for _arch, _v1, _v2, _params, _acc in (
         (78.312, 94.046, 82.284, 96.002),
     ),
 ):
-    _tv(_arch, "tv", _v1, _params, _acc[0], _acc[1], default=False)
+    register_torchvision(_arch, "tv", _v1, _params, _acc[0], _acc[1], default=False)
     # The V2 recipe evaluates with a 232 resize before the 224 crop.
-    _tv(
+    register_torchvision(
         _arch,
         "tv2",
         _v2,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
+from .layouts import register_layout
 from .renames import StateDict, apply_prefixes, apply_rules, drop_num_batches_tracked
 
 
@@ -75,19 +76,38 @@ def vgg_table(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
     return table
 
 
-def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """Rename a torchvision state dict for ``arch`` onto our anatomy."""
+def convert_resnet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+    return apply_rules(drop_num_batches_tracked(state_dict), RESNET_RULES)
+
+
+def convert_vgg(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     state_dict = drop_num_batches_tracked(state_dict)
-    if arch.startswith("resnet"):
-        return apply_rules(state_dict, RESNET_RULES)
-    if arch.startswith("vgg"):
-        return apply_prefixes(state_dict, vgg_table(state_dict))
-    if arch == "alexnet":
-        return apply_prefixes(state_dict, ALEXNET_TABLE)
-    # No torchvision layout for this arch: keep the keys so the strict check reports them.
-    return dict(state_dict)
+    return apply_prefixes(state_dict, vgg_table(state_dict))
 
 
-def looks_like(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    keys = state_dict.keys()
-    return any(k.startswith(("features.", "classifier.", "layer1.", "conv1.")) for k in keys)
+def convert_alexnet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+    return apply_prefixes(drop_num_batches_tracked(state_dict), ALEXNET_TABLE)
+
+
+def _has(*keys: str):
+    return lambda state_dict: all(k in state_dict for k in keys)
+
+
+register_layout(
+    "torchvision",
+    ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+    _has("conv1.weight", "layer1.0.conv1.weight", "fc.weight"),
+    convert_resnet,
+)
+register_layout(
+    "torchvision",
+    ["vgg11", "vgg13", "vgg16", "vgg19", "vgg*_bn"],
+    _has("features.0.weight", "classifier.6.weight"),
+    convert_vgg,
+)
+register_layout(
+    "torchvision",
+    ["alexnet"],
+    _has("features.0.weight", "features.10.weight", "classifier.6.weight"),
+    convert_alexnet,
+)

@@ -1,4 +1,5 @@
-"""The pieces the families are built of, each usable on its own.
+"""The basic pieces: convolutions, residual blocks, depthwise-separable and inverted
+residual blocks; each usable on its own.
 
 Numeric conventions that pretrained weights depend on are explicit arguments:
 BatchNorm ``eps`` and ``momentum``, conv ``bias``, TF-style ``padding="same"``,
@@ -16,6 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
+
+__all__ = [
+    "ActLayer",
+    "BasicBlock",
+    "Bottleneck",
+    "Conv2dSame",
+    "ConvNormAct",
+    "DepthwiseSeparable",
+    "InvertedResidual",
+    "ReLU",
+    "ReLU6",
+    "make_conv",
+]
 
 ActLayer = Callable[[], nn.Module]
 ReLU: ActLayer = partial(nn.ReLU, inplace=True)

@@ -1,0 +1,1 @@
+"""(placeholder: the family is being written)"""

@@ -1,0 +1,50 @@
+"""The registry of checkpoint layouts: which foreign key layouts convert to which archs.
+
+A layout is one publisher's naming for one family (torchvision's ResNet, timm's
+Inception-v4, the TF port of EfficientNet-Lite, ...): a predicate that recognises its keys
+and a pure function that renames them onto our anatomy. The format modules register
+their layouts when ``weights.convert`` imports them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Layout:
+    source: str  # the publisher: "torchvision", "timm", "tf_efficientnet_lite", ...
+    archs: tuple[str, ...]  # arch names (shell patterns allowed) this layout converts to
+    looks_like: Callable[[Mapping[str, torch.Tensor]], bool]
+    convert: Callable[[str, Mapping[str, torch.Tensor]], StateDict]
+
+    def handles(self, arch: str) -> bool:
+        return any(fnmatch.fnmatchcase(arch, pattern) for pattern in self.archs)
+
+
+_LAYOUTS: list[Layout] = []
+
+
+def register_layout(
+    source: str,
+    archs: Iterable[str],
+    looks_like: Callable[[Mapping[str, torch.Tensor]], bool],
+    convert: Callable[[str, Mapping[str, torch.Tensor]], StateDict],
+) -> Layout:
+    layout = Layout(source, tuple(archs), looks_like, convert)
+    for other in _LAYOUTS:
+        overlap = [a for a in layout.archs if other.source == source and other.handles(a)]
+        if overlap:
+            raise ValueError(f"a {source} layout for {overlap[0]!r} is registered twice")
+    _LAYOUTS.append(layout)
+    return layout
+
+
+def layouts() -> list[Layout]:
+    return list(_LAYOUTS)

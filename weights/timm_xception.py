@@ -1,0 +1,1 @@
+"""(placeholder: the layout is being written)"""
