@@ -1,4 +1,4 @@
-"""Command line: ``python -m nets list | summary NAME | classify IMAGE...``.
+"""Command line: ``python -m nets list | summary NAME | cost NAME | classify IMAGE...``.
 
 Errors in the input (unknown model, bad image, bad checkpoint, too small an input)
 print one line and exit with code 2.
@@ -14,6 +14,7 @@ import torch
 
 import weights as wts
 
+from .cost import cost_table, format_table, separable_demo
 from .errors import NetsError
 from .factory import create_model
 from .images import load_image
@@ -48,6 +49,22 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     with torch.device("meta"):
         model = create_model(args.name, num_classes=args.num_classes)
     print(summary(model, args.input_size or spec.input_size, args.depth, name=args.name))
+    return 0
+
+
+DEMOS = {"separable-demo": separable_demo}
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    if args.name in DEMOS:
+        print(DEMOS[args.name]())
+        return 0
+    spec = get_spec(args.name)
+    size = args.input_size or spec.input_size
+    with torch.device("meta"):  # shapes only: MACs and counts without computing anything
+        model = create_model(args.name)
+    rows = cost_table(model, size, per_block=args.per_block)
+    print(format_table(rows, f"{args.name} on one {size}x{size} image"))
     return 0
 
 
@@ -95,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-classes", type=int, default=None, help="default: the model's own")
     p.set_defaults(run=_cmd_summary)
+
+    p = sub.add_parser("cost", help="multiply-accumulates and parameters per stage or block")
+    p.add_argument("name", help=f"a model, or one of: {', '.join(DEMOS)}")
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--per-block", action="store_true", help="one row per block")
+    p.set_defaults(run=_cmd_cost)
 
     p = sub.add_parser("classify", help="top predictions for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")

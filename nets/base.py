@@ -160,6 +160,9 @@ class Network(nn.Module):
 
     first_conv: str = "stem.conv"
     classifier: str = "head.fc"
+    # Key prefixes of parts a pretrained checkpoint may hold but a model may be built
+    # without (auxiliary classifiers); create_model drops them only when the model has none.
+    optional_parts: tuple[str, ...] = ("aux.",)
 
     def __init__(self, *, in_chans: int = 3, min_input_size: int = 32) -> None:
         super().__init__()

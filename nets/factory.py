@@ -92,6 +92,12 @@ def load_pretrained(
             state_dict = {k: v for k, v in state_dict.items() if not k.startswith(fc_prefix)}
             expected = {k: v for k, v in expected.items() if not k.startswith(fc_prefix)}
 
+    for prefix in getattr(model, "optional_parts", ()):
+        # Parts a checkpoint may carry that this model was built without (auxiliary
+        # classifiers with aux_logits=False): left out by choice, like a replaced classifier.
+        if not any(k.startswith(prefix) for k in expected):
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(prefix)}
+
     counters = [k for k in expected if k.endswith(".num_batches_tracked")]
     wts.check_state_dict(arch, loaded.origin, expected, state_dict, optional=counters)
     # Complete check done above; only BatchNorm counters and a replaced classifier remain.

@@ -1,0 +1,48 @@
+"""The cost counter: MACs against torchvision's published figures and the papers' sums."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import nets
+from nets.cost import cost_table, count_macs, separable_demo
+
+
+@pytest.mark.parametrize("name", ["alexnet", "vgg16", "resnet50", "efficientnet_lite0"])
+def test_macs_match_torchvision_metadata_or_reference(name):
+    with torch.device("meta"):
+        ours = nets.create_model(name)
+    macs = count_macs(ours, (3, 224, 224))
+    if name in torchvision.models.list_models():
+        published = torchvision.models.get_model_weights(name).DEFAULT.meta["_ops"]
+        assert macs / 1e9 == pytest.approx(published, abs=5e-4)  # GFLOPS printed to 3 places
+        with torch.device("meta"):
+            ref = torchvision.models.get_model(name)
+        assert macs == count_macs(ref, (3, 224, 224))
+    else:  # Lite0: the independent TF-port implementation, counted the same way
+        from efficientnet_lite_pytorch import EfficientNet
+
+        ref = EfficientNet.from_name("efficientnet-lite0")
+        assert macs == count_macs(ref, (3, 224, 224))
+
+
+def test_cost_table_parts_add_up():
+    with torch.device("meta"):
+        model = nets.create_model("resnet18")
+    for per_block in (False, True):
+        rows = cost_table(model, 224, per_block=per_block)
+        total = rows[-1]
+        assert total.name == "total"
+        assert sum(r.macs for r in rows[:-1]) == total.macs
+        assert sum(r.params for r in rows[:-1]) == total.params == 11_689_512
+
+
+def test_separable_demo_matches_the_paper_formula():
+    text = separable_demo()
+    assert "462.42M" in text  # 14*14*512*3*3*512
+    assert "52.28M" in text  # 14*14*512*(9 + 512)
+    ratio = (14 * 14 * 512 * 9 + 14 * 14 * 512 * 512) / (14 * 14 * 512 * 9 * 512)
+    assert ratio == pytest.approx(1 / 512 + 1 / 9)
+    assert f"measured ratio {ratio:.4f}" in text and f"= {1 / 512 + 1 / 9:.4f}" in text
