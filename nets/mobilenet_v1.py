@@ -1,1 +1,164 @@
-"""(placeholder: the family is being written)"""
+"""MobileNet v1 (Howard et al., 2017, "MobileNets: Efficient Convolutional Neural Networks for
+Mobile Vision Applications"), width multipliers 0.25, 0.5, 0.75 and 1.0.
+
+A 3x3/2 stem conv, then 13 depthwise-separable blocks (depthwise 3x3, BN, act; pointwise 1x1,
+BN, act), global pooling and one Linear classifier. The layout of timm's ``mobilenetv1_100``
+(whose ``ra4_e3600_r224_in1k`` weights load into ``mobilenet_v1_100``): convs without bias,
+symmetric padding, BatchNorm eps 1e-5, ReLU6 (as in Google's TF-slim and Keras
+implementations; the paper's text says ReLU), no 1x1 head conv (num_features = 1024 x width).
+Every width, the stem's included, is rounded to a multiple of 8 (``make_divisible``), which
+for these four multipliers is the plain product.
+
+Names: ``mobilenet_v1_100`` is timm's ``mobilenetv1_100``, spelt like torchvision's
+``mobilenet_v2`` and ``mobilenet_v3_large``; the suffix is the width multiplier x 100.
+
+Stages by resolution: a new stage begins at each stride-2 block, so the five stages end at
+strides 2, 4, 8, 16, 32 (1, 2, 2, 6 and 2 blocks: timm's ``blocks.0`` .. ``blocks.4``).
+This module also holds the two helpers the MobileNet v2 and v3 modules share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+from .base import ClassifierHead, Network
+from .blocks import ActLayer, ConvNormAct, DepthwiseSeparable, ReLU6
+from .registry import register_model
+
+# Table 1 of the paper: (stride of the depthwise conv, output channels) of each block. The
+# paper's table prints s2 for the 13th block, a known slip: every implementation (and the
+# 7x7 final map the paper's own table arrives at) has stride 1 there.
+BLOCKS = (
+    (1, 64),
+    (2, 128),
+    (1, 128),
+    (2, 256),
+    (1, 256),
+    (2, 512),
+    (1, 512),
+    (1, 512),
+    (1, 512),
+    (1, 512),
+    (1, 512),
+    (2, 1024),
+    (1, 1024),
+)
+STEM_CHS = 32
+# name: width multiplier (the paper's alpha)
+WIDTHS = {
+    "mobilenet_v1_025": 0.25,
+    "mobilenet_v1_050": 0.5,
+    "mobilenet_v1_075": 0.75,
+    "mobilenet_v1_100": 1.0,
+}
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor``, never below ``min_value``
+    (default ``divisor``) nor more than 10% below ``value``: the rounding of Google's
+    MobileNet code, used by torchvision and timm for every scaled width."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def group_by_resolution(strides: Sequence[int], stem_stride: int = 2) -> list[tuple[int, int]]:
+    """(stage, reduction) of each block: a new stage begins at every stride-2 block (unless
+    the current stage is still empty), so each stage holds one resolution."""
+    out, stage, reduction, count = [], 0, stem_stride, 0
+    for stride in strides:
+        if stride > 1 and count:
+            stage, count = stage + 1, 0
+        reduction *= stride
+        out.append((stage, reduction))
+        count += 1
+    return out
+
+
+class MobileNetV1(Network):
+    first_conv = "stem.conv"
+
+    def __init__(
+        self,
+        width_mult: float = 1.0,
+        *,
+        num_classes: int = 1000,
+        include_top: bool = True,
+        pooling: str | None = "avg",
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        act: ActLayer = ReLU6,
+        blocks: Sequence[tuple[int, int]] = BLOCKS,
+    ) -> None:
+        super().__init__(in_chans=in_chans)
+        bn = dict(eps=eps, momentum=momentum)
+        in_chs = make_divisible(STEM_CHS * width_mult)
+        self.stem = ConvNormAct(in_chans, in_chs, 3, 2, act=act, **bn)
+
+        positions = group_by_resolution([s for s, _ in blocks])
+        n_stages = positions[-1][0] + 1
+        stage_blocks: list[list[nn.Module]] = [[] for _ in range(n_stages)]
+        channels, reductions = [0] * n_stages, [0] * n_stages
+        for (stride, out), (s, reduction) in zip(blocks, positions, strict=True):
+            out_chs = make_divisible(out * width_mult)
+            stage_blocks[s].append(
+                DepthwiseSeparable(in_chs, out_chs, stride, 3, act=act, pw_act=True, **bn)
+            )
+            channels[s], reductions[s], in_chs = out_chs, reduction, out_chs
+        self._set_stages([nn.Sequential(*b) for b in stage_blocks], channels, reductions)
+        self.head = ClassifierHead(in_chs, num_classes, pooling, drop_rate, include_top)
+        _init_tf_style(self)
+
+    def init_classifier(self, fc: nn.Linear) -> None:
+        """Uniform(-1/sqrt(out), 1/sqrt(out)) weights, zero bias, as timm's TF-style init."""
+        bound = 1.0 / math.sqrt(fc.out_features)
+        nn.init.uniform_(fc.weight, -bound, bound)
+        nn.init.zeros_(fc.bias)
+
+
+def _init_tf_style(model: MobileNetV1) -> None:
+    """The initialisation timm gives its MobileNet v1 (that of Google's TF MobileNet code):
+    conv weights N(0, 2 / fan_out) with fan_out = k*k*out / groups, so a depthwise kernel's
+    fan-out is k*k and not k*k*channels as ``kaiming_normal_`` would have it."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            model.init_classifier(m)
+
+
+def _builder(name: str):
+    width = WIDTHS[name]
+
+    def build(**kwargs) -> MobileNetV1:
+        return MobileNetV1(width, **kwargs)
+
+    build.__name__ = name
+    return build
+
+
+for _name in WIDTHS:
+    register_model(
+        _name,
+        _builder(_name),
+        family="mobilenet_v1",
+        input_size=224,
+        min_input_size=32,
+        paper=(
+            "Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile "
+            "Vision Applications, arXiv:1704.04861, 2017"
+        ),
+    )

@@ -82,6 +82,14 @@ _DEFAULTS: dict[str, str] = {}
 def register(tag: WeightTag, *, default: bool = False) -> WeightTag:
     if tag.name in _TAGS:
         raise ValueError(f"weights tag {tag.name!r} is registered twice")
+    for other in _TAGS.values():
+        if other.file_name == tag.file_name and other.url != tag.url:
+            # The downloads cache keeps one file per name (Hugging Face names every file
+            # model.safetensors): two tags must not share one.
+            raise ValueError(
+                f"weights tags {other.name!r} and {tag.name!r} share the file name "
+                f"{tag.file_name!r}"
+            )
     if not tag.name.startswith(tag.arch + "."):
         raise ValueError(f"weights tag {tag.name!r} must start with its arch {tag.arch!r}")
     _TAGS[tag.name] = tag

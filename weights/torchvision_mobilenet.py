@@ -1,1 +1,173 @@
-"""(placeholder: the layout is being written)"""
+"""torchvision's MobileNet v2 and v3 checkpoints -> our key names, and their tags.
+
+torchvision numbers every layer in one ``features`` Sequential: the stem conv at 0, one
+inverted-residual block per index, the final 1x1 conv last. Our stages group the blocks by
+resolution (a new stage at each stride-2 block), and the final 1x1 conv ends the last stage
+as ``conv_head``. Strides are not in a state dict, so the grouping is a table per arch.
+
+Inside a block torchvision has one Sequential too:
+- v2: ``conv.0`` (expand ConvBNReLU6, absent when t = 1), the depthwise ConvBNReLU6, then a
+  bare projection conv and its BatchNorm as two entries;
+- v3: ``block.0..`` (expand, absent when the expansion equals the input), depthwise,
+  ``SqueezeExcitation`` (``fc1``/``fc2``, where the block has SE), projection.
+Which of these a block has is read from its keys. No tensor is reshaped: every torchvision
+module maps onto one of ours with the same parameter shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from .layouts import register_layout
+from .registry import register_torchvision
+from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
+
+# Blocks per stage (our stages 0, 1, ...), in torchvision's order features.1, features.2, ...
+STAGE_BLOCKS = {
+    "mobilenet_v2": (1, 2, 3, 7, 4),
+    "mobilenet_v3_large": (1, 2, 3, 6, 3),
+    "mobilenet_v3_small": (1, 2, 5, 3),
+}
+V2_HEAD = {"classifier.1": "head.fc"}  # classifier.0 is the dropout
+V3_HEAD = {"classifier.0": "head.fc1", "classifier.3": "head.fc"}  # 1, 2: hardswish, dropout
+
+
+def _positions(arch: str) -> list[str]:
+    """Our prefix for each of torchvision's blocks ``features.1`` .. ``features.N``."""
+    return [f"stages.{s}.{j}" for s, count in enumerate(STAGE_BLOCKS[arch]) for j in range(count)]
+
+
+def _conv_bn(table: dict[str, str], theirs: str, ours: str) -> None:
+    # torchvision's Conv2dNormActivation is Sequential(conv, bn, act): our ConvNormAct.
+    table[f"{theirs}.0"] = f"{ours}.conv"
+    table[f"{theirs}.1"] = f"{ours}.bn"
+
+
+def v2_table(arch: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    table = dict(V2_HEAD)
+    _conv_bn(table, "features.0", "stem")
+    positions = _positions(arch)
+    for n, ours in enumerate(positions, start=1):
+        block = f"features.{n}.conv"
+        # With an expansion conv the projection conv and BN sit at 2 and 3, else at 1 and 2.
+        expand = f"{block}.3.weight" in state_dict
+        parts = ["expand", "depthwise"] if expand else ["depthwise"]
+        for k, part in enumerate(parts):
+            _conv_bn(table, f"{block}.{k}", f"{ours}.{part}")
+        table[f"{block}.{len(parts)}"] = f"{ours}.project.conv"
+        table[f"{block}.{len(parts) + 1}"] = f"{ours}.project.bn"
+    last_stage = len(STAGE_BLOCKS[arch]) - 1
+    _conv_bn(table, f"features.{len(positions) + 1}", f"stages.{last_stage}.conv_head")
+    return table
+
+
+def v3_table(arch: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    table = dict(V3_HEAD)
+    _conv_bn(table, "features.0", "stem")
+    positions = _positions(arch)
+    for n, ours in enumerate(positions, start=1):
+        block = f"features.{n}.block"
+        indices = sorted(
+            {int(m[1]) for k in state_dict if (m := re.match(rf"{re.escape(block)}\.(\d+)\.", k))}
+        )
+        se = [k for k in indices if f"{block}.{k}.fc1.weight" in state_dict]
+        convs = [k for k in indices if k not in se]
+        # Three convs: expand, depthwise, project; two: the expansion conv is absent.
+        parts = ["expand", "depthwise", "project"][3 - len(convs) :]
+        for k, part in zip(convs, parts, strict=False):
+            _conv_bn(table, f"{block}.{k}", f"{ours}.{part}")
+        for k in se:
+            table[f"{block}.{k}.fc1"] = f"{ours}.attn.reduce"
+            table[f"{block}.{k}.fc2"] = f"{ours}.attn.expand"
+    last_stage = len(STAGE_BLOCKS[arch]) - 1
+    _conv_bn(table, f"features.{len(positions) + 1}", f"stages.{last_stage}.conv_head")
+    return table
+
+
+def convert_v2(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+    state_dict = drop_num_batches_tracked(state_dict)
+    return apply_prefixes(state_dict, v2_table(arch, state_dict))
+
+
+def convert_v3(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+    state_dict = drop_num_batches_tracked(state_dict)
+    return apply_prefixes(state_dict, v3_table(arch, state_dict))
+
+
+def looks_like_v2(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return all(
+        k in state_dict
+        for k in ("features.0.0.weight", "features.1.conv.0.0.weight", "classifier.1.weight")
+    )
+
+
+def looks_like_v3(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return all(
+        k in state_dict
+        for k in ("features.0.0.weight", "features.1.block.0.0.weight", "classifier.3.weight")
+    )
+
+
+register_layout("torchvision", ["mobilenet_v2"], looks_like_v2, convert_v2)
+register_layout(
+    "torchvision", ["mobilenet_v3_large", "mobilenet_v3_small"], looks_like_v3, convert_v3
+)
+
+# torchvision 0.29 metadata. V2 = torchvision's new training recipe, evaluated after a 232
+# resize (V1: 256) before the 224 crop; V2 is torchvision's DEFAULT where it exists.
+_V2_RECIPE = "https://github.com/pytorch/vision/issues/3995#new-recipe-with-reg-tuning"
+register_torchvision(
+    "mobilenet_v2",
+    "tv",
+    "mobilenet_v2-b0353104.pth",
+    3_504_872,
+    71.878,
+    90.286,
+    default=False,
+    recipe="https://github.com/pytorch/vision/tree/main/references/classification#mobilenetv2",
+)
+register_torchvision(
+    "mobilenet_v2",
+    "tv2",
+    "mobilenet_v2-7ebf99e0.pth",
+    3_504_872,
+    72.154,
+    90.822,
+    resize=232,
+    recipe=_V2_RECIPE,
+)
+_V3_RECIPE = (
+    "https://github.com/pytorch/vision/tree/main/references/classification#mobilenetv3-large--small"
+)
+register_torchvision(
+    "mobilenet_v3_large",
+    "tv",
+    "mobilenet_v3_large-8738ca79.pth",
+    5_483_032,
+    74.042,
+    91.340,
+    default=False,
+    recipe=_V3_RECIPE,
+)
+register_torchvision(
+    "mobilenet_v3_large",
+    "tv2",
+    "mobilenet_v3_large-5c1a4163.pth",
+    5_483_032,
+    75.274,
+    92.566,
+    resize=232,
+    recipe=_V2_RECIPE,
+)
+register_torchvision(
+    "mobilenet_v3_small",
+    "tv",
+    "mobilenet_v3_small-047dcff4.pth",
+    2_542_856,
+    67.668,
+    87.402,
+    recipe=_V3_RECIPE,
+)
