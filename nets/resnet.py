@@ -3,6 +3,10 @@
 The layout of torchvision's weights: stride on the 3x3 conv of the bottleneck ("v1.5"),
 convs without bias, BatchNorm eps 1e-5. Stem: 7x7/2 conv, BN, ReLU, 3x3/2 max-pool;
 stages are torchvision's layer1..layer4 (strides 4, 8, 16, 32).
+
+Other layouts reuse the class through its options (``nets.seresnet``): ``block_kwargs`` go to
+every block (``stride_in_1x1``, ``attn``), and ``stem_pool_padding``/``stem_pool_ceil_mode``
+give the Caffe stem's pool (padding 0, ``ceil_mode=True``) that the SENet weights need.
 """
 
 from __future__ import annotations
@@ -44,12 +48,16 @@ class ResNet(Network):
         drop_path_rate: float = 0.0,
         zero_init_residual: bool = False,
         block_kwargs: dict | None = None,
+        stem_pool_padding: int = 1,
+        stem_pool_ceil_mode: bool = False,
     ) -> None:
         super().__init__(in_chans=in_chans)
         self.stem = nn.Sequential(
             OrderedDict(
                 conv1=ConvNormAct(in_chans, stem_width, 7, 2, 3, eps=eps),
-                pool=nn.MaxPool2d(3, 2, 1),
+                # Caffe-trained weights (SENet) pool with padding 0 and ceil_mode=True: the
+                # windows shift by one pixel, and an odd-sized map gives one row fewer.
+                pool=nn.MaxPool2d(3, 2, stem_pool_padding, ceil_mode=stem_pool_ceil_mode),
             )
         )
         stages, channels, in_chs = [], [], stem_width
