@@ -14,7 +14,7 @@ import torch
 
 import weights as wts
 
-from .cost import cost_table, format_table, separable_demo
+from .cost import cost_table, format_table, inception_demo, separable_demo
 from .errors import NetsError
 from .factory import create_model
 from .images import load_image
@@ -52,7 +52,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMOS = {"separable-demo": separable_demo}
+DEMOS = {"inception-demo": inception_demo, "separable-demo": separable_demo}
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:

@@ -76,7 +76,11 @@ def cost_table(model: nn.Module, input_size: int, per_block: bool = False) -> li
         else:
             parts.append((f"stages.{i}", stage))
     parts.append(("head", model.head))
-    extra = [(n, m) for n, m in model.named_children() if n not in ("stem", "stages", "head")]
+    extra = [
+        (n, m)
+        for n, m in model.named_children()
+        if n not in ("stem", "stages", "head") and any(True for _ in m.parameters())
+    ]
     parts += extra  # auxiliary classifiers and the like, when present
     rows = [
         CostRow(name, flops.get(name, 0) // 2, sum(p.numel() for p in m.parameters()))
@@ -130,4 +134,55 @@ def separable_demo(size: int = 14, in_chs: int = 512, out_chs: int = 512, k: int
         f"  measured ratio {sep / std:.4f} (1/{std / sep:.2f}); the paper's 1/N + 1/k^2 = "
         f"1/{out_chs} + 1/{k * k} = {formula:.4f}"
     )
+    return "\n".join(lines)
+
+
+def _conv_rows(module: nn.Module, shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """MACs of every convolution inside ``module``, in call order."""
+    flops = _flops_by_module(module, torch.zeros(shape, device="meta"))
+    return [
+        (name, flops.get(name, 0) // 2)
+        for name, m in module.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+
+
+def inception_demo() -> str:
+    """The course's Inception arithmetic, measured on ``InceptionModule`` itself.
+
+    One module on a 28x28x256 input with branches 1x1:128, 3x3:192, 5x5:96 and a 3x3
+    max-pool: naive (Szegedy et al., 2015, Figure 2a) against 1x1 bottlenecks of 64 before
+    the 3x3 and the 5x5 and a 64-channel pool projection (Figure 2b). Then the 5x5 example:
+    48 filters on 14x14x480, directly and through a 16-channel 1x1 first.
+    """
+    from .blocks import ConvNormAct, InceptionModule
+
+    shape = (1, 256, 28, 28)
+    with torch.device("meta"):
+        naive = InceptionModule(256, 128, 64, 192, 64, 96, 64, naive=True)
+        reduced = InceptionModule(256, 128, 64, 192, 64, 96, 64)
+        direct = ConvNormAct(480, 48, 5, norm=False, act=None)
+        bottleneck = nn.Sequential(
+            ConvNormAct(480, 16, 1, norm=False, act=None),
+            ConvNormAct(16, 48, 5, norm=False, act=None),
+        )
+    lines = ["Inception module on 28x28x256 (branches 1x1:128, 3x3:192, 5x5:96, 3x3 max-pool)"]
+    for title, module in (("naive", naive), ("with 1x1 bottlenecks of 64", reduced)):
+        rows = _conv_rows(module, shape)
+        total = sum(macs for _, macs in rows)
+        lines.append(f"  {title}: output 28x28x{module.out_chs}")
+        lines += [f"    {name:<22}{macs / 1e6:>8.1f}M" for name, macs in rows]
+        lines.append(f"    {'sum':<22}{total / 1e6:>8.1f}M")
+    lines += [
+        "  The course slides print 358M for the bottlenecked module, but the six convolutions",
+        "  they list add up to the 271.4M above: 358M is not the sum of its parts.",
+    ]
+    five = count_macs(direct, (1, 480, 14, 14))
+    first, second = (m for _, m in _conv_rows(bottleneck, (1, 480, 14, 14)))
+    lines += [
+        "5x5 convolution, 48 filters, on 14x14x480",
+        f"  directly:                 {five / 1e6:>6.1f}M",
+        f"  1x1 to 16 channels first: {first / 1e6:>6.1f}M + {second / 1e6:.1f}M = "
+        f"{(first + second) / 1e6:.1f}M ({five / (first + second):.1f}x fewer)",
+    ]
     return "\n".join(lines)

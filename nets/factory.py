@@ -77,6 +77,8 @@ def load_pretrained(
     expected = {k: v.shape for k, v in model.state_dict().items()}
     head_prefix = "head."
     fc_prefix = f"{model.classifier}."
+    # Auxiliary classifiers (GoogLeNet, Inception v3) are replaced along with the main one.
+    fc_prefixes = (fc_prefix, *(f"{p}." for p in getattr(model, "aux_classifiers", ())))
     if not include_top:
         # keras.applications semantics: the whole top (VGG's fc1/fc2 too) is left out.
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head_prefix)}
@@ -89,8 +91,8 @@ def load_pretrained(
             and (want is None or fc_weight.shape[0] != want[0])
         ):
             # A different num_classes: the model keeps its freshly initialised classifier.
-            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(fc_prefix)}
-            expected = {k: v for k, v in expected.items() if not k.startswith(fc_prefix)}
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(fc_prefixes)}
+            expected = {k: v for k, v in expected.items() if not k.startswith(fc_prefixes)}
 
     for prefix in getattr(model, "optional_parts", ()):
         # Parts a checkpoint may carry that this model was built without (auxiliary

@@ -46,3 +46,36 @@ def test_separable_demo_matches_the_paper_formula():
     ratio = (14 * 14 * 512 * 9 + 14 * 14 * 512 * 512) / (14 * 14 * 512 * 9 * 512)
     assert ratio == pytest.approx(1 / 512 + 1 / 9)
     assert f"measured ratio {ratio:.4f}" in text and f"= {1 / 512 + 1 / 9:.4f}" in text
+
+
+def test_inception_demo_prints_the_true_sums(capsys):
+    from nets.__main__ import main
+
+    assert main(["cost", "inception-demo"]) == 0
+    out = capsys.readouterr().out
+    # The course's figures (REFERENCE.md), measured on InceptionModule.
+    for fragment in (
+        "output 28x28x672",
+        "25.7M",
+        "346.8M",
+        "481.7M",
+        "854.2M",
+        "output 28x28x480",
+        "12.8M",
+        "86.7M",
+        "120.4M",
+        "271.4M",
+        "358M",
+        "112.9M",
+        "1.5M + 3.8M = 5.3M",
+    ):
+        assert fragment in out, fragment
+
+
+def test_cost_command_for_a_model(capsys):
+    from nets.__main__ import main
+
+    assert main(["cost", "googlenet", "--per-block"]) == 0
+    out = capsys.readouterr().out
+    assert "stages.1.inception4a" in out
+    assert out.strip().splitlines()[-1].split()[1] == "1.50G"  # torchvision: 1.498 GFLOPS

@@ -29,7 +29,7 @@ from .renames import StateDict, drop_num_batches_tracked
 NETS = "nets"
 UNKNOWN = "unknown"
 
-_OUR_ROOTS = ("stem.", "stages.", "head.")
+_OUR_ROOTS = ("stem.", "stages.", "head.", "aux.")
 
 # Stored in every converted file; bump it whenever a rename table changes, so that files
 # converted into the cache by an older version are converted again instead of failing.
