@@ -22,7 +22,7 @@ from typing import NamedTuple
 from torch import nn
 
 from .base import ClassifierHead, Network, init_conv_bn
-from .blocks import ConvNormAct, DepthwiseSeparable, InvertedResidual, ReLU6
+from .blocks import ConvNormAct, DepthwiseSeparable, InvertedResidual, ReLU6, make_divisible
 from .registry import register_model
 
 
@@ -75,11 +75,7 @@ DROP_CONNECT_RATE = 0.2  # the same for every size
 
 def round_filters(channels: int, width_mult: float, divisor: int = 8) -> int:
     """Scale ``channels`` by ``width_mult`` to a multiple of ``divisor``, never below 90%."""
-    scaled = channels * width_mult
-    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if new < 0.9 * scaled:
-        new += divisor
-    return int(new)
+    return make_divisible(channels * width_mult, divisor)
 
 
 def round_repeats(repeats: int, depth_mult: float) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from .base import ClassifierHead, Network
-from .blocks import ActLayer, ConvNormAct, DepthwiseSeparable, ReLU6
+from .blocks import ActLayer, ConvNormAct, DepthwiseSeparable, ReLU6, make_divisible
 from .registry import register_model
 
 # Table 1 of the paper: (stride of the depthwise conv, output channels) of each block. The
@@ -54,17 +54,6 @@ WIDTHS = {
     "mobilenet_v1_075": 0.75,
     "mobilenet_v1_100": 1.0,
 }
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor``, never below ``min_value``
-    (default ``divisor``) nor more than 10% below ``value``: the rounding of Google's
-    MobileNet code, used by torchvision and timm for every scaled width."""
-    min_value = divisor if min_value is None else min_value
-    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
-        new += divisor
-    return new
 
 
 def group_by_resolution(strides: Sequence[int], stem_stride: int = 2) -> list[tuple[int, int]]:

@@ -31,8 +31,15 @@ import torch
 from torch import nn
 
 from .base import ClassifierHead, Network, init_conv_bn
-from .blocks import ActLayer, ConvNormAct, InvertedResidual, ReLU, SqueezeExcite
-from .mobilenet_v1 import group_by_resolution, make_divisible
+from .blocks import (
+    ActLayer,
+    ConvNormAct,
+    InvertedResidual,
+    ReLU,
+    SqueezeExcite,
+    make_divisible,
+)
+from .mobilenet_v1 import group_by_resolution
 from .registry import register_model
 
 Hardswish: ActLayer = partial(nn.Hardswish, inplace=True)

@@ -29,6 +29,7 @@ __all__ = [
     "ReLU",
     "ReLU6",
     "make_conv",
+    "make_divisible",
 ]
 
 ActLayer = Callable[[], nn.Module]
@@ -58,6 +59,17 @@ class Conv2dSame(nn.Conv2d):
 def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
     out = math.ceil(size / stride)
     return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor``, never below ``min_value``
+    (default ``divisor``) nor more than 10% below ``value``: the rounding of Google's
+    MobileNet code, used by torchvision and timm for every scaled width."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
 
 
 def make_conv(
