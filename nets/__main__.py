@@ -19,7 +19,7 @@ from .errors import NetsError
 from .factory import create_model
 from .images import load_image
 from .registry import get_spec, list_models
-from .summary import count, summary
+from .summary import count, keras_variant, summary
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -45,10 +45,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    spec = get_spec(args.name)
+    name, keras_name = keras_variant(args.name) if args.keras else (args.name, None)
+    spec = get_spec(name)
     with torch.device("meta"):
-        model = create_model(args.name, num_classes=args.num_classes)
-    print(summary(model, args.input_size or spec.input_size, args.depth, name=args.name))
+        model = create_model(name, num_classes=args.num_classes)
+    print(summary(model, args.input_size or spec.input_size, args.depth, name=name))
+    if args.keras:
+        same = f"keras.applications.{keras_name}" if keras_name else "no keras.applications model"
+        print(f"{name}: {same}; totals counted as Keras does (non-trainable = BatchNorm moving")
+        print("mean and variance, plus frozen parameters)")
     return 0
 
 
@@ -111,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth", type=int, default=None, help="module depth to list (default: every layer)"
     )
     p.add_argument("--num-classes", type=int, default=None, help="default: the model's own")
+    p.add_argument(
+        "--keras",
+        action="store_true",
+        help="the model as keras.applications builds it (NAME may be a Keras name such as "
+        "MobileNet or ResNet50), with Keras' total/trainable/non-trainable counts",
+    )
     p.set_defaults(run=_cmd_summary)
 
     p = sub.add_parser("cost", help="multiply-accumulates and parameters per stage or block")

@@ -13,6 +13,12 @@ Anatomy (torchvision's ``features`` -> ours):
 - the last stage also holds norm5 and the ReLU torchvision applies after ``features``, so
   ``forward_features`` returns the normalised, activated map;
 - head: global average pool and ``classifier`` (``head.fc``).
+
+``keras_densenet121``, ``keras_densenet169``, ``keras_densenet201`` are keras.applications'
+DenseNets, for their ImageNet .h5 weights: the same network with BatchNorm eps 1.001e-5
+(momentum 0.01, Keras' 0.99). Keras' padding is ours: 3 zeros then the 7x7/2 conv unpadded,
+1 zero then the 3x3/2 max-pool after a ReLU (zero and -inf padding give the same maxima on
+non-negative values), "same" 3x3 convs at stride 1.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class DenseNet(Network):
         drop_rate: float = 0.0,
         dense_drop_rate: float = 0.0,
         memory_efficient: bool = False,
+        momentum: float = 0.1,
     ) -> None:
         """``drop_rate`` is dropout before the classifier, as in every family here;
         ``dense_drop_rate`` is torchvision's ``drop_rate``, dropout on each dense layer's new
@@ -69,12 +76,16 @@ class DenseNet(Network):
         super().__init__(in_chans=in_chans)
         self.stem = nn.Sequential(
             OrderedDict(
-                conv1=ConvNormAct(in_chans, num_init_features, 7, 2, 3, eps=eps),
+                conv1=ConvNormAct(in_chans, num_init_features, 7, 2, 3, eps=eps, momentum=momentum),
                 pool=nn.MaxPool2d(3, 2, 1),
             )
         )
         layer_kwargs = dict(
-            bn_size=bn_size, drop_rate=dense_drop_rate, memory_efficient=memory_efficient, eps=eps
+            bn_size=bn_size,
+            drop_rate=dense_drop_rate,
+            memory_efficient=memory_efficient,
+            eps=eps,
+            momentum=momentum,
         )
         stages, channels, reductions = [], [], []
         in_chs, reduction = num_init_features, 4
@@ -82,13 +93,13 @@ class DenseNet(Network):
             parts = OrderedDict()
             if i > 0:
                 # DenseNet-BC's compression: the transition halves the channels (theta = 0.5).
-                parts["transition"] = Transition(in_chs, in_chs // 2, eps=eps)
+                parts["transition"] = Transition(in_chs, in_chs // 2, eps=eps, momentum=momentum)
                 in_chs, reduction = in_chs // 2, reduction * 2
             parts["block"] = DenseBlock(num_layers, in_chs, growth_rate, **layer_kwargs)
             in_chs = parts["block"].out_chs
             if i == len(block_config) - 1:
                 # torchvision's norm5 and the F.relu of its forward, after the last block.
-                parts["norm"] = nn.BatchNorm2d(in_chs, eps=eps)
+                parts["norm"] = nn.BatchNorm2d(in_chs, eps=eps, momentum=momentum)
                 parts["act"] = ReLU()
             stages.append(nn.Sequential(parts))
             channels.append(in_chs)
@@ -131,4 +142,17 @@ for _name in DENSENETS:
         # Keras' minimum for DenseNet (torchvision's metadata says 29: the last map is 1x1).
         min_input_size=32,
         paper="Huang et al., Densely Connected Convolutional Networks, CVPR 2017",
+    )
+
+for _name in ("densenet121", "densenet169", "densenet201"):
+    register_model(
+        f"keras_{_name}",
+        _builder(_name),
+        family="densenet",
+        min_input_size=32,
+        paper=(
+            "Huang et al., Densely Connected Convolutional Networks, CVPR 2017; keras.applications"
+        ),
+        eps=1.001e-5,
+        momentum=0.01,
     )

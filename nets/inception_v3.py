@@ -29,6 +29,12 @@ includes them; without them the network has 23,834,568.
 its first stem module, as torchvision's builder does with the weights; the class defaults
 to False.
 
+``keras_inception_v3`` is keras.applications' ``InceptionV3``, for its ImageNet .h5 weights:
+BatchNorm without the scale gamma (``bn_scale=False``; eps 1e-3, momentum 0.01, Keras'
+0.99), the 3x3/1 average pools "same" in TF's sense, which leaves the padding out of the
+average (``count_include_pad=False``), no dropout, and [-1, 1] input (``tf`` mode, no
+``transform_input``). 23,817,352 parameters (Keras: 23,851,784 with 34,432 moving statistics).
+
 Initialisation as torchvision's: convs and Linears N(0, 0.1) truncated at +-2, except the aux
 head's 5x5 conv (std 0.01) and classifier (std 0.001); unit BatchNorm.
 """
@@ -95,6 +101,8 @@ class InceptionV3(AuxClassifierNetwork):
         transform_input: bool = False,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        bn_scale: bool = True,
+        count_include_pad: bool = True,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
         if aux_logits and not include_top:
@@ -118,6 +126,8 @@ class InceptionV3(AuxClassifierNetwork):
         for modules in STAGES:
             layers: OrderedDict[str, nn.Module] = OrderedDict()
             for name, block, kwargs in modules:
+                if block in (InceptionV3A, InceptionV3C, InceptionV3E):
+                    kwargs = {**kwargs, "count_include_pad": count_include_pad}
                 layers[name] = block(in_chs, **kwargs, **bn)
                 in_chs = widths[name] = layers[name].out_chs
             stages.append(nn.Sequential(layers))
@@ -130,6 +140,8 @@ class InceptionV3(AuxClassifierNetwork):
             InceptionV3Aux(widths[name], num_classes, **bn) for _, name in self.aux_taps
         )
         self._init_weights()
+        if not bn_scale:
+            drop_bn_scale(self)
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -150,6 +162,16 @@ class InceptionV3(AuxClassifierNetwork):
         nn.init.trunc_normal_(fc.weight, 0.0, 0.001, -2, 2)  # torchvision's AuxLogits.fc
 
 
+def drop_bn_scale(model: nn.Module) -> None:
+    """BatchNorm without the scale gamma (Keras' ``scale=False``): each BatchNorm keeps its
+    shift (``bias``) and running statistics, and its ``weight`` becomes None, which
+    ``F.batch_norm`` treats as 1. No ``weight`` key, and no parameter to count or train."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            del m.weight
+            m.register_parameter("weight", None)
+
+
 def inception_v3(**kwargs) -> InceptionV3:
     return InceptionV3(**kwargs)
 
@@ -164,4 +186,21 @@ register_model(
     # As torchvision's builder sets it with the ImageNet weights: the model takes
     # ImageNet-normalised input (see the module docstring).
     transform_input=True,
+)
+
+
+register_model(
+    "keras_inception_v3",
+    inception_v3,
+    family="inception_v3",
+    input_size=299,
+    min_input_size=MIN_INPUT_SIZE,
+    paper=(
+        "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, CVPR 2016; "
+        "keras.applications.InceptionV3"
+    ),
+    bn_scale=False,
+    count_include_pad=False,
+    drop_rate=0.0,
+    momentum=0.01,
 )

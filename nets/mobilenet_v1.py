@@ -15,6 +15,14 @@ Names: ``mobilenet_v1_100`` is timm's ``mobilenetv1_100``, spelt like torchvisio
 Stages by resolution: a new stage begins at each stride-2 block, so the five stages end at
 strides 2, 4, 8, 16, 32 (1, 2, 2, 6 and 2 blocks: timm's ``blocks.0`` .. ``blocks.4``).
 This module also holds the two helpers the MobileNet v2 and v3 modules share.
+
+``keras_mobilenet`` is keras.applications' ``MobileNet`` (alpha 1.0), for its ImageNet
+.h5 weights: BatchNorm eps 1e-3 (momentum 0.01, Keras' 0.99), dropout 1e-3 before the
+classifier, and TF "same" padding (``padding="same"``): the stride-2 convs pad one pixel at
+the bottom and right only, as Keras' ``ZeroPadding2D(((0, 1), (0, 1)))`` before them does on
+the even-sized maps of any input whose side is a multiple of 32. Keras' classifier is a 1x1
+conv ``conv_preds`` on the pooled 1x1 map, i.e. a Linear: the converter reshapes its kernel
+into ``head.fc`` (4,231,976 parameters; Keras: 4,253,864 with 21,888 moving statistics).
 """
 
 from __future__ import annotations
@@ -85,11 +93,12 @@ class MobileNetV1(Network):
         momentum: float = 0.1,
         act: ActLayer = ReLU6,
         blocks: Sequence[tuple[int, int]] = BLOCKS,
+        padding: int | str | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans)
         bn = dict(eps=eps, momentum=momentum)
         in_chs = make_divisible(STEM_CHS * width_mult)
-        self.stem = ConvNormAct(in_chans, in_chs, 3, 2, act=act, **bn)
+        self.stem = ConvNormAct(in_chans, in_chs, 3, 2, padding, act=act, **bn)
 
         positions = group_by_resolution([s for s, _ in blocks])
         n_stages = positions[-1][0] + 1
@@ -98,7 +107,9 @@ class MobileNetV1(Network):
         for (stride, out), (s, reduction) in zip(blocks, positions, strict=True):
             out_chs = make_divisible(out * width_mult)
             stage_blocks[s].append(
-                DepthwiseSeparable(in_chs, out_chs, stride, 3, act=act, pw_act=True, **bn)
+                DepthwiseSeparable(
+                    in_chs, out_chs, stride, 3, padding=padding, act=act, pw_act=True, **bn
+                )
             )
             channels[s], reductions[s], in_chs = out_chs, reduction, out_chs
         self._set_stages([nn.Sequential(*b) for b in stage_blocks], channels, reductions)
@@ -151,3 +162,19 @@ for _name in WIDTHS:
             "Vision Applications, arXiv:1704.04861, 2017"
         ),
     )
+
+register_model(
+    "keras_mobilenet",
+    _builder("mobilenet_v1_100"),
+    family="mobilenet_v1",
+    input_size=224,
+    min_input_size=32,
+    paper=(
+        "Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile "
+        "Vision Applications, arXiv:1704.04861, 2017; keras.applications.MobileNet"
+    ),
+    eps=1e-3,
+    momentum=0.01,
+    padding="same",
+    drop_rate=1e-3,
+)

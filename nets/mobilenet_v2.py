@@ -13,6 +13,13 @@ Stages by resolution (a new stage at each stride-2 block): strides 2, 4, 8, 16, 
 ``14-17``). The last stage ends with the 1x1 head conv ``conv_head`` (``features.18``), so
 ``forward_features`` and ``include_top=False`` give the 1280-channel map, as Keras'
 MobileNetV2 does.
+
+``keras_mobilenet_v2`` is keras.applications' ``MobileNetV2`` (alpha 1.0), for its ImageNet
+.h5 weights: BatchNorm eps 1e-3 (momentum 0.001, Keras' 0.999), no dropout, and TF "same"
+padding: Keras' stem conv is "same" and its ``correct_pad`` zero padding before each stride-2
+depthwise conv is exactly TF's SAME for a 3x3/2 kernel (bottom/right only on even sizes).
+The parameters are the same as ``mobilenet_v2``'s (3,504,872; Keras: 3,538,984 with 34,112
+moving statistics).
 """
 
 from __future__ import annotations
@@ -67,12 +74,13 @@ class MobileNetV2(Network):
         eps: float = 1e-5,
         momentum: float = 0.1,
         rows: tuple[BlockRow, ...] = ROWS,
+        padding: int | str | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans)
         bn = dict(eps=eps, momentum=momentum)
         in_chs = make_divisible(STEM_CHS * width_mult, round_nearest)
         head_chs = make_divisible(HEAD_CHS * max(1.0, width_mult), round_nearest)
-        self.stem = ConvNormAct(in_chans, in_chs, 3, 2, act=ReLU6, **bn)
+        self.stem = ConvNormAct(in_chans, in_chs, 3, 2, padding, act=ReLU6, **bn)
 
         # (in, out, stride, expand) of every block, row by row.
         plan = []
@@ -87,7 +95,7 @@ class MobileNetV2(Network):
         stage_blocks: list[OrderedDict[str, nn.Module]] = [OrderedDict() for _ in range(n_stages)]
         channels, reductions = [0] * n_stages, [0] * n_stages
         for (cin, cout, stride, expand), (s, reduction) in zip(plan, positions, strict=True):
-            blk = InvertedResidual(cin, cout, stride, expand, 3, act=ReLU6, **bn)
+            blk = InvertedResidual(cin, cout, stride, expand, 3, padding=padding, act=ReLU6, **bn)
             stage_blocks[s][str(len(stage_blocks[s]))] = blk
             channels[s], reductions[s] = cout, reduction
         stage_blocks[-1]["conv_head"] = ConvNormAct(in_chs, head_chs, 1, act=ReLU6, **bn)
@@ -114,4 +122,20 @@ register_model(
     input_size=224,
     min_input_size=32,
     paper=("Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018"),
+)
+
+register_model(
+    "keras_mobilenet_v2",
+    mobilenet_v2,
+    family="mobilenet_v2",
+    input_size=224,
+    min_input_size=32,
+    paper=(
+        "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018; "
+        "keras.applications.MobileNetV2"
+    ),
+    eps=1e-3,
+    momentum=0.001,
+    padding="same",
+    drop_rate=0.0,
 )

@@ -7,6 +7,14 @@ stages are torchvision's layer1..layer4 (strides 4, 8, 16, 32).
 Other layouts reuse the class through its options (``nets.seresnet``): ``block_kwargs`` go to
 every block (``stride_in_1x1``, ``attn``), and ``stem_pool_padding``/``stem_pool_ceil_mode``
 give the Caffe stem's pool (padding 0, ``ceil_mode=True``) that the SENet weights need.
+
+``keras_resnet50`` is ResNet-50 as keras.applications builds it, for its ImageNet .h5 weights:
+the stride on the first 1x1 of each bottleneck, every conv with a bias (the stem's too,
+``stem_bias``), BatchNorm eps 1.001e-5. Its padding is ours already: Keras pads 3 then runs
+the 7x7/2 conv unpadded (= padding 3), pads 1 with zeros then max-pools 3x3/2 unpadded (=
+padding 1: after the ReLU every value is >= 0, so zero and -inf padding give the same
+maxima), and its 3x3 convs are "same" at stride 1 (= padding 1). 25,583,592 parameters
+(Keras: 25,636,712 with BatchNorm's 53,120 moving statistics).
 """
 
 from __future__ import annotations
@@ -50,11 +58,12 @@ class ResNet(Network):
         block_kwargs: dict | None = None,
         stem_pool_padding: int = 1,
         stem_pool_ceil_mode: bool = False,
+        stem_bias: bool = False,
     ) -> None:
         super().__init__(in_chans=in_chans)
         self.stem = nn.Sequential(
             OrderedDict(
-                conv1=ConvNormAct(in_chans, stem_width, 7, 2, 3, eps=eps),
+                conv1=ConvNormAct(in_chans, stem_width, 7, 2, 3, eps=eps, bias=stem_bias),
                 # Caffe-trained weights (SENet) pool with padding 0 and ceil_mode=True: the
                 # windows shift by one pixel, and an odd-sized map gives one row fewer.
                 pool=nn.MaxPool2d(3, 2, stem_pool_padding, ceil_mode=stem_pool_ceil_mode),
@@ -108,3 +117,14 @@ for _name in RESNETS:
         min_input_size=32,
         paper="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
     )
+
+register_model(
+    "keras_resnet50",
+    _builder("resnet50"),
+    family="resnet",
+    min_input_size=32,
+    paper="He et al., Deep Residual Learning for Image Recognition, CVPR 2016; keras.applications",
+    block_kwargs=dict(stride_in_1x1=True, bias=True),
+    stem_bias=True,
+    eps=1.001e-5,
+)

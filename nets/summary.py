@@ -2,6 +2,10 @@
 
 As in Keras, "non-trainable" counts BatchNorm's running statistics (moving mean and
 variance) as well as any frozen parameters; BatchNorm's step counter is not a weight.
+
+``keras_variant`` maps a keras.applications name (``MobileNet``, ``ResNet50``) or one of ours
+(``resnet50``) to the model built as Keras builds it (``keras_resnet50``), for
+``python -m nets summary NAME --keras``: its totals are then Keras' ``model.summary()`` totals.
 """
 
 from __future__ import annotations
@@ -37,6 +41,20 @@ def count(model: nn.Module) -> Totals:
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     stats = sum(b.numel() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1] in _STATS)
     return Totals(trainable, frozen + stats)
+
+
+def keras_variant(name: str) -> tuple[str, str | None]:
+    """``(our model name, keras.applications name or None)`` for ``summary --keras``."""
+    from weights.keras_format import MODELS
+
+    from .registry import list_models
+
+    by_keras = {k.lower(): (m.arch, k) for k, m in MODELS.items()}
+    if name.lower() in by_keras:
+        return by_keras[name.lower()]
+    arch = f"keras_{name}" if f"keras_{name}" in list_models() else name
+    keras_name = next((k for k, m in MODELS.items() if m.arch == arch), None)
+    return arch, keras_name
 
 
 def _own_count(module: nn.Module) -> int:

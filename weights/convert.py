@@ -13,6 +13,7 @@ import torch
 # Importing a format module registers its layouts.
 from . import (  # noqa: F401
     efficientnet_lite_format,
+    keras_format,
     timm_inception,
     timm_mobilenet,
     timm_seresnet,
@@ -23,6 +24,7 @@ from . import (  # noqa: F401
     torchvision_inception,
     torchvision_mobilenet,
 )
+from .io import KERAS_H5
 from .layouts import layouts
 from .renames import StateDict, drop_num_batches_tracked
 
@@ -46,6 +48,9 @@ def detect_source(
     """
     if metadata.get("format") == NETS or all(k.startswith(_OUR_ROOTS) for k in state_dict):
         return NETS
+    if metadata.get("format") == KERAS_H5:
+        # A Keras .h5 file: its model is recognised from the layer names when converting.
+        return keras_format.KERAS
     for layout in layouts():
         if (arch is None or layout.handles(arch)) and layout.looks_like(state_dict):
             return layout.source
@@ -60,4 +65,6 @@ def to_ours(arch: str, source: str, state_dict: Mapping[str, torch.Tensor]) -> S
     for layout in layouts():
         if layout.source == source and layout.handles(arch):
             return layout.convert(arch, state_dict)
+    if source == keras_format.KERAS:
+        keras_format.reject(arch, state_dict)  # a Keras file for an arch no Keras file fits
     return drop_num_batches_tracked(state_dict)

@@ -26,6 +26,14 @@ StateDict = dict[str, torch.Tensor]
 SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"
 TORCH_PICKLE = "torch-pickle"
+HDF5 = "hdf5"
+
+# The HDF5 format signature. It sits at offset 0, or after a user block at 512, 1024, 2048 ...
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
+# Metadata ``format`` of a state dict read from a Keras HDF5 file: keys ``<layer>/<weight>``
+# (``conv1/kernel``, ``conv1_bn/moving_mean``), tensors in Keras' own layout (HWIO kernels).
+KERAS_H5 = "keras-h5"
 
 # Containers that training scripts wrap state dicts in; unwrapped in this order.
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "ema", "module")
@@ -46,6 +54,10 @@ def sniff_format(path: str | os.PathLike) -> str:
         raise CheckpointFormatError(f"checkpoint {str(path)!r} does not exist or is not a file")
     with open(path, "rb") as f:
         head = f.read(10)
+        for offset in _HDF5_OFFSETS:
+            f.seek(offset)
+            if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return HDF5
     if head[:4] == b"PK\x03\x04":
         return TORCH_ZIP
     if head[:2] == b"\x80\x02":
@@ -55,20 +67,23 @@ def sniff_format(path: str | os.PathLike) -> str:
         if 2 <= header_len <= 100_000_000 and head[8:9] == b"{":
             return SAFETENSORS
     raise CheckpointFormatError(
-        f"{str(path)!r} is not a checkpoint: expected a .safetensors file or a PyTorch .pth "
-        "(zip or pickle)"
+        f"{str(path)!r} is not a checkpoint: expected a .safetensors file, a PyTorch .pth "
+        "(zip or pickle) or a Keras .h5 weights file"
     )
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[StateDict, dict[str, str]]:
     """Read a checkpoint file into ``(state_dict, metadata)``.
 
-    Metadata is the safetensors header's ``__metadata__`` (empty for .pth files).
+    Metadata is the safetensors header's ``__metadata__`` (empty for .pth files; for a Keras
+    HDF5 file ``format=keras-h5`` and the file's ``keras_version``/``backend`` attributes).
     """
     fmt = sniff_format(path)
     name = str(path)
     if fmt == SAFETENSORS:
         return _read_safetensors(name)
+    if fmt == HDF5:
+        return read_keras_h5(name)
     try:
         # A file object, not the name: torch.load routes "*.safetensors" names to safetensors
         # whatever they contain, and the format here is decided by content alone.
@@ -97,6 +112,60 @@ def _read_safetensors(name: str) -> tuple[StateDict, dict[str, str]]:
             f"checkpoint {name!r} is truncated or corrupted ({reason})"
         ) from None
     return tensors, dict(header.get("__metadata__", {}))
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def read_keras_h5(name: str) -> tuple[StateDict, dict[str, str]]:
+    """Read a Keras weights file in the legacy HDF5 layout into ``{"<layer>/<weight>": tensor}``.
+
+    The layout (Keras' ``save_weights`` in .h5, what keras.applications downloads): the root
+    (or a full model file's ``model_weights`` group) lists ``layer_names``; each layer's group
+    lists ``weight_names`` (``conv1/kernel:0`` in Keras 2 files, ``conv1/kernel`` in Keras 3),
+    datasets at those paths. Keys keep the layer name and the weight's last path component
+    without the ``:0`` suffix; tensors keep Keras' layout (converters transpose them).
+    """
+    try:
+        import h5py
+    except ImportError:
+        raise CheckpointFormatError(
+            f"{name!r} is an HDF5 file; reading Keras .h5 weights needs h5py (pip install h5py)"
+        ) from None
+    import numpy as np
+
+    state_dict: StateDict = {}
+    try:
+        with h5py.File(name, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f
+            if "layer_names" not in root.attrs:
+                raise CheckpointFormatError(
+                    f"{name!r} is an HDF5 file without Keras' layer_names attribute: not a Keras "
+                    "weights file in the legacy .h5 layout"
+                )
+            meta = {"format": KERAS_H5}
+            for attr in ("keras_version", "backend"):
+                if attr in root.attrs:
+                    meta[attr] = _text(root.attrs[attr])
+            for layer in (_text(n) for n in root.attrs["layer_names"]):
+                group = root[layer]
+                for weight in (_text(w) for w in group.attrs.get("weight_names", ())):
+                    leaf = weight.rsplit("/", 1)[-1].split(":", 1)[0]
+                    key = f"{layer}/{leaf}"
+                    if key in state_dict:
+                        raise CheckpointFormatError(f"{name!r}: two weights are named {key!r}")
+                    state_dict[key] = torch.from_numpy(np.array(group[weight], dtype=np.float32))
+    except CheckpointFormatError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CorruptCheckpointError(
+            f"checkpoint {name!r} is truncated or corrupted ({reason})"
+        ) from None
+    if not state_dict:
+        raise CheckpointFormatError(f"{name!r} is a Keras .h5 file without weights")
+    return state_dict, meta
 
 
 def _unwrap(obj: object, name: str) -> StateDict:

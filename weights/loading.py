@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from . import keras_format
 from .convert import NETS, detect_source, to_ours
 from .errors import CheckpointFormatError, IncompatibleCheckpointError, UnknownTagError
 from .io import StateDict, read_checkpoint, sha256_of
@@ -59,6 +60,13 @@ def resolve(arch: str, spec: str | os.PathLike) -> LoadedWeights:
     raw, meta = read_checkpoint(path)
     source = detect_source(raw, meta, arch)
     state_dict = to_ours(arch, source, raw)
+    origin = str(path)
+    if source == keras_format.KERAS:
+        # The Keras model, its preprocessing mode (as mean/std) and whether it has the top.
+        meta = {**meta, **keras_format.file_metadata(raw)}
+        if meta.get("keras_top") == "False":
+            origin += " (a Keras include_top=False 'notop' file: it has no classifier; build "
+            origin += "the model with include_top=False)"
     tag = _tag_of_file(arch, path, meta)
     preprocessing = Preprocessing.from_metadata(meta) or (tag.preprocessing if tag else None)
     if preprocessing is None and default_tag(arch):
@@ -66,7 +74,7 @@ def resolve(arch: str, spec: str | os.PathLike) -> LoadedWeights:
     if source == NETS and meta.get("arch") and meta["arch"] != arch:
         # Our own files say which arch they hold; a mismatch is reported with the keys.
         source = f"nets file for {meta['arch']!r}"
-    return LoadedWeights(state_dict, source, str(path), tag, preprocessing, meta)
+    return LoadedWeights(state_dict, source, origin, tag, preprocessing, meta)
 
 
 def _tag_of_file(arch: str, path: Path, meta: Mapping[str, str]) -> WeightTag | None:

@@ -73,6 +73,8 @@ class WeightTag:
     package: tuple[str, str] | None = None
     notes: str = ""
     recipe: str = field(default="", compare=False)
+    # keras.applications publishes MD5 digests (its file_hash), not SHA-256: kept and checked.
+    md5: str = ""
 
 
 _TAGS: dict[str, WeightTag] = {}

@@ -12,6 +12,7 @@ conversion never leaves a partial file under the final name.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import urllib.error
@@ -41,6 +42,17 @@ def verify(path: Path, tag: WeightTag) -> str:
             f"{path} has sha256 {digest[:16]}..., not {tag.sha256[:16]} as registered for "
             f"{tag.name}; delete it and fetch {tag.file_name} again"
         )
+    if tag.md5:
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                md5.update(block)
+        md5 = md5.hexdigest()
+        if md5 != tag.md5.lower():
+            raise ChecksumError(
+                f"{path} has md5 {md5}, not {tag.md5} as registered for {tag.name}; delete it "
+                f"and fetch {tag.file_name} again"
+            )
     return digest
 
 
