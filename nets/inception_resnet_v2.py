@@ -18,6 +18,14 @@ Anatomy (the stages end where the next halving begins; the feature taps are timm
 - ``stages.4`` (stride 32, 1536 ch): Reduction-B (Mixed_7a), 10 Inception-ResNet-C (the
   last one, ``9``, unscaled and without activation) and the 1x1 Conv2d_7b (2080 -> 1536);
 - ``head``: global average pool, dropout (keep 0.8 in the paper's Fig. 15), ``fc``.
+
+``keras_inception_resnet_v2`` is keras.applications' ``InceptionResNetV2``, for its ImageNet
+.h5 weights: the same graph (Keras' "same" convs are the padded ones here, its "valid" ones
+the unpadded; its 3x3/1 average pool in Mixed_5b leaves the padding out of the mean, as
+``count_include_pad=False`` does), with BatchNorm without the scale gamma (``bn_scale=False``,
+Keras' ``scale=False``; eps 1e-3, momentum 0.01 = Keras' 0.99), the residual projections'
+biases (Keras' ``block35_1_conv`` ...), and no dropout. 55,813,192 parameters (Keras:
+55,873,736 with 60,544 moving statistics).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from .blocks import (
     InceptionResNetMixed5b,
     InceptionResNetReductionB,
 )
+from .inception_v3 import drop_bn_scale
 from .registry import register_model
 
 # Residual blocks after each reduction: A, B and C (the last C is the unscaled, linear one).
@@ -76,6 +85,7 @@ class InceptionResNetV2(Network):
         eps: float = 1e-3,
         momentum: float = 0.1,
         count_include_pad: bool = False,
+        bn_scale: bool = True,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
         kw = dict(eps=eps, momentum=momentum)
@@ -133,6 +143,8 @@ class InceptionResNetV2(Network):
         self.head = ClassifierHead(STAGE_CHANNELS[-1], num_classes, pooling, drop_rate, include_top)
         # No init of our own: the reference (timm, from Cadene's port of TF-slim) keeps
         # PyTorch's default initialisation of every layer.
+        if not bn_scale:
+            drop_bn_scale(self)
 
 
 def inception_resnet_v2(**kwargs) -> InceptionResNetV2:
@@ -149,4 +161,21 @@ register_model(
         "Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual "
         "Connections on Learning, AAAI 2017 (arXiv:1602.07261)"
     ),
+)
+
+
+register_model(
+    "keras_inception_resnet_v2",
+    inception_resnet_v2,
+    family="inception_resnet_v2",
+    input_size=299,
+    min_input_size=MIN_INPUT_SIZE,
+    paper=(
+        "Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual "
+        "Connections on Learning, AAAI 2017 (arXiv:1602.07261); "
+        "keras.applications.InceptionResNetV2"
+    ),
+    bn_scale=False,
+    momentum=0.01,
+    drop_rate=0.0,
 )

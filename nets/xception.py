@@ -19,6 +19,12 @@ size halves; the strided blocks end with a 3x3/2 max-pool, so each one begins a 
 A block's output is the sum of its branches with no ReLU after it (the next block begins
 with one), so the maps of ``stages.0`` .. ``stages.2`` are pre-activation; timm's feature
 taps are the same maps after that ReLU.
+
+``keras_xception`` is keras.applications' ``Xception``, for its ImageNet .h5 weights: the
+same graph and keys, with Keras' numerics: BatchNorm eps 1e-3 and momentum 0.01 (Keras'
+0.99), and TF "same" padding of the separable convs and 3x3/2 max-pools (``padding="same"``;
+on an even input size, 74 -> 37 at 299, TF pads the pool (0, 1), timm's port (1, 1)).
+22,855,952 parameters (Keras: 22,910,480 with 54,528 moving statistics).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Xception(Network):
         momentum: float = 0.1,
         blocks: tuple[BlockRow, ...] = BLOCKS,
         exit_chs: tuple[int, ...] = EXIT_CHS,
+        padding: str | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=71)
         bn = dict(eps=eps, momentum=momentum)
@@ -95,6 +102,7 @@ class Xception(Network):
                     row.stride,
                     start_with_relu=row.start_with_relu,
                     grow_first=row.grow_first,
+                    padding=padding,
                     **bn,
                 )
             )
@@ -105,7 +113,7 @@ class Xception(Network):
         width = channels[-1]
         for k, out_chs in enumerate(exit_chs, start=3):
             # Post-activation here (SepConv, BN, ReLU), unlike the blocks' ReLU-SepConv-BN.
-            last[f"conv{k}"] = SeparableConvNormAct(width, out_chs, 3, **bn)
+            last[f"conv{k}"] = SeparableConvNormAct(width, out_chs, 3, padding=padding, **bn)
             width = out_chs
         stages.append(nn.Sequential(last))
         channels[-1] = width
@@ -126,4 +134,20 @@ register_model(
     input_size=299,
     min_input_size=71,
     paper="Chollet, Xception: Deep Learning with Depthwise Separable Convolutions, CVPR 2017",
+)
+
+
+register_model(
+    "keras_xception",
+    xception,
+    family="xception",
+    input_size=299,
+    min_input_size=71,
+    paper=(
+        "Chollet, Xception: Deep Learning with Depthwise Separable Convolutions, CVPR 2017; "
+        "keras.applications.Xception"
+    ),
+    eps=1e-3,
+    momentum=0.01,
+    padding="same",
 )

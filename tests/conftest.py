@@ -25,8 +25,9 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                 n = m.num_features
                 m.running_mean.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
                 m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
-                if m.affine:
+                if m.weight is not None:  # Keras-style BatchNorm may have no scale
                     m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                if m.bias is not None:
                     m.bias.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
     return model
 

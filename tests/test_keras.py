@@ -36,6 +36,8 @@ KERAS_COUNTS = {
     "keras_mobilenet_v2": (3_538_984, 3_504_872, 34_112),
     "keras_densenet121": (8_062_504, 7_978_856, 83_648),
     "keras_inception_v3": (23_851_784, 23_817_352, 34_432),
+    "keras_xception": (22_910_480, 22_855_952, 54_528),
+    "keras_inception_resnet_v2": (55_873_736, 55_813_192, 60_544),
 }
 
 
@@ -159,6 +161,49 @@ def test_inception_v3(tmp_path):
     check_parity(tmp_path, "InceptionV3", "inception_v3", "keras_inception_v3", "tf", 75)
 
 
+@pytest.mark.slow
+def test_xception_at_71(tmp_path):
+    # 71 is Keras' minimum: 71 -> 35 -> 33, then the four 3x3/2 max-pools see 33, 17, 9, 5,
+    # all odd, where TF's "same" pool pads (1, 1) like a symmetric one.
+    check_parity(tmp_path, "Xception", "xception", "keras_xception", "tf", 71, notop=False)
+
+
+def test_xception(tmp_path):
+    # 107 -> 53 -> 51: the pools see 51, 26, 13, 7; on 26 TF's "same" pads (0, 1), which the
+    # symmetric padding of legacy_xception would get wrong (see test_max_pool_same_is_tfs).
+    check_parity(tmp_path, "Xception", "xception", "keras_xception", "tf", 107)
+
+
+@pytest.mark.slow
+def test_inception_resnet_v2(tmp_path):
+    # 75 is Keras' minimum: the last grid is 1x1.
+    check_parity(
+        tmp_path,
+        "InceptionResNetV2",
+        "inception_resnet_v2",
+        "keras_inception_resnet_v2",
+        "tf",
+        75,
+    )
+
+
+def test_max_pool_same_is_tfs():
+    # Keras' MaxPooling2D(3, 2, padding="same") on odd and even sizes, negative inputs (so a
+    # zero padding would win the max); the symmetric nn.MaxPool2d(3, 2, 1) differs on even.
+    from nets.blocks import MaxPool2dSame
+
+    pool = keras.layers.MaxPooling2D(3, 2, padding="same")
+    for size in (7, 8):
+        x = -torch.rand(1, 3, size, size) - 1
+        ref = torch.as_tensor(
+            keras.ops.convert_to_numpy(pool(keras.ops.convert_to_tensor(x.permute(0, 2, 3, 1))))
+        ).permute(0, 3, 1, 2)
+        torch.testing.assert_close(MaxPool2dSame(3, 2)(x), ref)
+        symmetric = torch.nn.MaxPool2d(3, 2, 1)(x)
+        assert symmetric.shape == ref.shape
+        assert torch.equal(symmetric, ref) == (size % 2 == 1)
+
+
 # -- layouts, explicitly ---------------------------------------------------------------------------
 def test_kernel_layout_changes():
     hwio = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
@@ -256,6 +301,10 @@ def test_summary_keras_flag(capsys):
     assert "keras.applications.MobileNet" in out
     assert main(["summary", "resnet50", "--keras"]) == 0
     assert "Total params: 25,636,712" in capsys.readouterr().out
+    for name, total in (("Xception", "22,910,480"), ("InceptionResNetV2", "55,873,736")):
+        assert main(["summary", name, "--keras"]) == 0
+        out = capsys.readouterr().out
+        assert f"Total params: {total}" in out and f"keras.applications.{name}" in out
 
 
 # -- error paths ---------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ its layer names to our modules, and every layout change is a named, shape-checke
 - ``flatten_dense_kernel``: VGG's fc1 reads Keras' channels-last Flatten, input index
   (h * W + w) * C + c; ours flattens channels first, c * H * W + h * W + w, so its input
   features are permuted from (h, w, c) to (c, h, w) order;
+- ``SeparableConv2D`` (Xception): its ``depthwise_kernel`` as a DepthwiseConv2D kernel and its
+  ``pointwise_kernel`` (1, 1, in, out) as a Conv2D kernel, into our ``SeparableConv2d``'s
+  ``depthwise`` and ``pointwise``;
 - ``conv_as_dense``: Keras MobileNet's ``conv_preds``, a 1x1 conv on the pooled 1x1 map, is
   the Linear ``head.fc``;
 - ``bgr_to_rgb``: the caffe-mode models (VGG16/19, ResNet50) were trained on BGR input. Their
@@ -155,6 +158,15 @@ class _Reader:
         bias = self.take(layer, "bias")
         if bias is not None:
             self.out[f"{ours}.bias"] = bias
+
+    def separable(self, layer: str, ours: str) -> None:
+        """A SeparableConv2D (no bias in Xception) -> ``ours.depthwise`` and ``ours.pointwise``."""
+        depthwise = self.take(layer, "depthwise_kernel")
+        if depthwise is not None:
+            self.out[f"{ours}.depthwise.weight"] = depthwise_kernel(depthwise, layer)
+        pointwise = self.take(layer, "pointwise_kernel")
+        if pointwise is not None:
+            self.out[f"{ours}.pointwise.weight"] = conv_kernel(pointwise, layer)
 
     def dense(self, layer: str, ours: str, fn: Callable = dense_kernel) -> None:
         kernel = self.take(layer, "kernel")
@@ -332,6 +344,92 @@ def _inception_v3(r: _Reader) -> None:
     r.dense("predictions", "head.fc")
 
 
+# Xception: Keras blocks 2 .. 13 are our XceptionBlocks (nets.xception.BLOCKS) in their
+# stages; the four strided blocks' 1x1 shortcut convs and their BatchNorms have no names of
+# their own (``conv2d``, ``batch_normalization``, numbered in creation order, as in
+# Inception v3), one per strided block, in block order.
+XCEPTION_BLOCKS = (
+    "stages.0.0", "stages.1.0", *(f"stages.2.{j}" for j in range(9)), "stages.3.0",
+)  # fmt: skip
+XCEPTION_SKIPS = ("stages.0.0", "stages.1.0", "stages.2.0", "stages.3.0")
+
+
+def _xception(r: _Reader) -> None:
+    r.conv("block1_conv1", "stem.conv1.conv")
+    r.bn("block1_conv1_bn", "stem.conv1.bn")
+    r.conv("block1_conv2", "stem.conv2.conv")
+    r.bn("block1_conv2_bn", "stem.conv2.bn")
+    for k, ours in enumerate(XCEPTION_BLOCKS, start=2):
+        reps = 3 if 5 <= k <= 12 else 2  # the middle flow's blocks have three
+        for j in range(reps):
+            r.separable(f"block{k}_sepconv{j + 1}", f"{ours}.convs.{j}.conv")
+            r.bn(f"block{k}_sepconv{j + 1}_bn", f"{ours}.convs.{j}.bn")
+    layers = {k.rpartition("/")[0] for k in r.sd}
+    convs, norms = _numbered(layers, "conv2d"), _numbered(layers, "batch_normalization")
+    if not len(convs) == len(norms) == len(XCEPTION_SKIPS):
+        raise CheckpointFormatError(
+            f"a Keras Xception file has {len(XCEPTION_SKIPS)} unnamed conv2d and "
+            f"batch_normalization layers (the shortcuts), this one {len(convs)} and {len(norms)}"
+        )
+    for conv, norm, ours in zip(convs, norms, XCEPTION_SKIPS, strict=True):
+        r.conv(conv, f"{ours}.skip.conv")
+        r.bn(norm, f"{ours}.skip.bn")
+    for j in (1, 2):
+        r.separable(f"block14_sepconv{j}", f"stages.3.conv{j + 2}.conv")
+        r.bn(f"block14_sepconv{j}_bn", f"stages.3.conv{j + 2}.bn")
+    r.dense("predictions", "head.fc")
+
+
+# InceptionResNetV2: Keras' conv2d_bn units are unnamed (conv2d_N / batch_normalization_N, in
+# creation order, which is the order of our ConvNormActs below); named are only the residual
+# blocks' 1x1 projections with a bias and no BatchNorm (``block35_1_conv`` .. ``block35_10``,
+# ``block17_1`` .. ``block17_20``, ``block8_1`` .. ``block8_10``) and ``conv_7b``/``conv_7b_bn``.
+IRV2_BRANCHES = {
+    "block35": ("branch0", "branch1.0", "branch1.1", "branch2.0", "branch2.1", "branch2.2"),
+    "block17": ("branch0", "branch1.0", "branch1.1", "branch1.2"),
+    "block8": ("branch0", "branch1.0", "branch1.1", "branch1.2"),
+}
+IRV2_BLOCKS = (("block35", 2, 10), ("block17", 3, 20), ("block8", 4, 10))  # Keras name, stage, n
+
+
+def inception_resnet_v2_order() -> list[str]:
+    """Our ConvNormAct prefixes in Keras' creation order of its unnamed conv2d_bn (203)."""
+    out = ["stem", "stages.0.conv2a", "stages.0.conv2b", "stages.1.conv3b", "stages.1.conv4a"]
+    mixed = {
+        "stages.2.mixed_5b": ("branch0", "branch1.0", "branch1.1", "branch2.0", "branch2.1",
+                              "branch2.2", "branch3.1"),
+        "stages.3.mixed_6a": ("branch0", "branch1.0", "branch1.1", "branch1.2"),
+        "stages.4.mixed_7a": ("branch0.0", "branch0.1", "branch1.0", "branch1.1", "branch2.0",
+                              "branch2.1", "branch2.2"),
+    }  # fmt: skip
+    for (module, branches), (kind, stage, n) in zip(mixed.items(), IRV2_BLOCKS, strict=True):
+        out += [f"{module}.{b}" for b in branches]
+        for i in range(n):
+            out += [f"stages.{stage}.{i}.{b}" for b in IRV2_BRANCHES[kind]]
+    return out
+
+
+def _inception_resnet_v2(r: _Reader) -> None:
+    layers = {k.rpartition("/")[0] for k in r.sd}
+    convs = _numbered(layers, "conv2d")
+    norms = _numbered(layers, "batch_normalization")
+    ours = inception_resnet_v2_order()
+    if not len(convs) == len(norms) == len(ours):
+        raise CheckpointFormatError(
+            f"a Keras InceptionResNetV2 file has {len(ours)} unnamed conv2d and "
+            f"batch_normalization layers, this one {len(convs)} and {len(norms)}"
+        )
+    for conv, norm, prefix in zip(convs, norms, ours, strict=True):
+        r.conv(conv, f"{prefix}.conv")
+        r.bn(norm, f"{prefix}.bn")  # no gamma: scale=False
+    for kind, stage, n in IRV2_BLOCKS:
+        for i in range(n):
+            r.conv(f"{kind}_{i + 1}_conv", f"stages.{stage}.{i}.project")  # with its bias
+    r.conv("conv_7b", "stages.4.conv7b.conv")
+    r.bn("conv_7b_bn", "stages.4.conv7b.bn")
+    r.dense("predictions", "head.fc")
+
+
 @dataclass(frozen=True)
 class KerasModel:
     keras_name: str  # keras.applications.<name>
@@ -467,6 +565,30 @@ MODELS: dict[str, KerasModel] = {
             77.9,
             93.7,
         ),
+        KerasModel(
+            "Xception",
+            "keras_xception",
+            "tf",
+            299,
+            _xception,
+            "xception/",
+            *_std("xception"),
+            ("0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"),
+            79.0,
+            94.5,
+        ),
+        KerasModel(
+            "InceptionResNetV2",
+            "keras_inception_resnet_v2",
+            "tf",
+            299,
+            _inception_resnet_v2,
+            "inception_resnet_v2/",
+            *_std("inception_resnet_v2"),
+            ("e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4"),
+            80.3,
+            95.3,
+        ),
     )
 }
 ARCHS = {m.arch: m for m in MODELS.values()}
@@ -483,6 +605,8 @@ PARAMS: dict[str, tuple[int, int]] = {
     "DenseNet169": (14_149_480, 12_484_480),
     "DenseNet201": (20_013_928, 18_092_928),
     "InceptionV3": (23_817_352, 21_768_352),
+    "Xception": (22_855_952, 20_806_952),
+    "InceptionResNetV2": (55_813_192, 54_276_192),
 }
 
 
@@ -495,6 +619,10 @@ def identify(state_dict: Mapping[str, torch.Tensor]) -> str | None:
     """The keras.applications model a Keras state dict holds, from its layer names (None if it
     is none of those we convert)."""
     layers = {k.rpartition("/")[0] for k in normalise(state_dict)}
+    if "block1_conv1" in layers and "block14_sepconv2" in layers:
+        return "Xception"
+    if "conv_7b" in layers and "block8_10_conv" in layers:
+        return "InceptionResNetV2"
     if "block1_conv1" in layers and "block5_conv3" in layers:
         return "VGG19" if "block5_conv4" in layers else "VGG16"
     if "conv1_conv" in layers and "conv5_block3_3_conv" in layers:

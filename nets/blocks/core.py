@@ -26,6 +26,7 @@ __all__ = [
     "ConvNormAct",
     "DepthwiseSeparable",
     "InvertedResidual",
+    "MaxPool2dSame",
     "ReLU",
     "ReLU6",
     "make_conv",
@@ -53,6 +54,29 @@ class Conv2dSame(nn.Conv2d):
         pad_w = _same_pad(iw, self.kernel_size[1], self.stride[1], self.dilation[1])
         if pad_h or pad_w:
             x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return super().forward(x)
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    """MaxPool2d with TensorFlow's "SAME" padding (Keras' ``padding="same"``), worked out for
+    each input size: the output is ceil(input / stride), the padded pixels never win the max
+    (they are -inf), and an odd total padding puts the extra pixel at the bottom and right.
+    For a 3x3/2 pool that matches ``nn.MaxPool2d(3, 2, 1)`` on odd sizes only: on an even
+    size TF pads (0, 1) where the symmetric pool pads (1, 1), and the windows differ.
+    """
+
+    def __init__(self, kernel_size: int, stride: int | None = None) -> None:
+        super().__init__(kernel_size, stride, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size, self.stride
+        kh, kw = (k, k) if isinstance(k, int) else k
+        sh, sw = (s, s) if isinstance(s, int) else s
+        pad_h = _same_pad(x.shape[-2], kh, sh, 1)
+        pad_w = _same_pad(x.shape[-1], kw, sw, 1)
+        if pad_h or pad_w:
+            pads = [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2]
+            x = F.pad(x, pads, value=float("-inf"))
         return super().forward(x)
 
 

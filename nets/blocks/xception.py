@@ -6,6 +6,10 @@ a separable conv is a depthwise kxk conv straight into a pointwise 1x1 conv, wit
 BatchNorm or activation between them; convs have no bias; inside a block every separable
 conv is preceded by a ReLU and followed by BatchNorm, and a stride-2 block ends with a 3x3/2
 max-pool (padding 1) while its shortcut is a strided 1x1 conv with BatchNorm.
+
+Keras' own ``Xception`` pads its separable convs and max-pools "same" in TF's sense
+(``padding="same"`` here): the same at stride 1, but its 3x3/2 pools pad (0, 1) on an even
+input size where the symmetric padding 1 pads (1, 1).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .core import ActLayer, ConvNormAct, ReLU, make_conv
+from .core import ActLayer, ConvNormAct, MaxPool2dSame, ReLU, make_conv
 
 __all__ = ["SeparableConv2d", "SeparableConvNormAct", "XceptionBlock"]
 
@@ -99,6 +103,10 @@ class XceptionBlock(nn.Module):
     conv with BatchNorm (``skip``). There is no activation after the addition: the next
     block starts with one. Children: ``convs`` (``SeparableConvNormAct`` units), ``pool``,
     ``skip``.
+
+    ``padding``: ``None`` pads the separable convs by 1 and the max-pool by 1 (symmetric,
+    timm's port); ``"same"`` is TF's SAME for both (Keras' model). The 1x1/2 shortcut conv
+    needs no padding either way.
     """
 
     def __init__(
@@ -113,8 +121,11 @@ class XceptionBlock(nn.Module):
         eps: float = 1e-5,
         momentum: float = 0.1,
         act: ActLayer = ReLU,
+        padding: str | None = None,
     ) -> None:
         super().__init__()
+        if padding not in (None, "same"):
+            raise ValueError(f"padding must be None or 'same', got {padding!r}")
         if reps < 1:
             raise ValueError(f"an Xception block needs at least one separable conv, got {reps}")
         widths = [in_chs] + ([out_chs] * reps if grow_first else [in_chs] * (reps - 1) + [out_chs])
@@ -126,6 +137,7 @@ class XceptionBlock(nn.Module):
                     widths[i],
                     widths[i + 1],
                     3,
+                    padding=padding,
                     act=act if (i > 0 or start_with_relu) else None,
                     act_first=True,
                     # The first ReLU must not overwrite the block input: the shortcut reads it.
@@ -134,7 +146,12 @@ class XceptionBlock(nn.Module):
                 )
             )
         self.convs = nn.Sequential(*units)
-        self.pool = nn.MaxPool2d(3, stride, 1) if stride != 1 else nn.Identity()
+        if stride == 1:
+            self.pool = nn.Identity()
+        elif padding == "same":
+            self.pool = MaxPool2dSame(3, stride)
+        else:
+            self.pool = nn.MaxPool2d(3, stride, 1)
         self.skip = (
             ConvNormAct(in_chs, out_chs, 1, stride, act=None, **bn)
             if (stride != 1 or in_chs != out_chs)
