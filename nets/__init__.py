@@ -35,9 +35,11 @@ from . import (  # noqa: F401
 from .base import AuxOutputs, ClassifierHead, FeatureInfo, MLPHead, Network
 from .blocks import *  # noqa: F403
 from .blocks import __all__ as _blocks
+from .cost import count_macs
 from .errors import ImageError, InputSizeError, NetsError, UnknownModelError
 from .factory import create_model, load_pretrained
 from .features import FeatureExtractor, feature_extractor
+from .inference import optimize_for_inference
 from .registry import ModelSpec, get_spec, list_models, register_model
 
 __all__ = [
@@ -59,10 +61,12 @@ __all__ = [
     "UnknownModelError",
     "UnknownTagError",
     "WeightsError",
+    "count_macs",
     "create_model",
     "feature_extractor",
     "get_spec",
     "list_models",
     "load_pretrained",
+    "optimize_for_inference",
     "register_model",
 ]

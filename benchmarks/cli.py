@@ -1,0 +1,98 @@
+"""``python -m benchmarks``: measure networks, print the Markdown table, write JSON, CSV and
+the charts."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+import nets
+
+from . import charts, report
+from .runner import DEFAULT_MODES, MODES, Settings, measure_model
+
+
+def select(patterns: list[str]) -> list[str]:
+    """Registered names matching any of ``patterns`` (names or shell patterns), in order."""
+    names = nets.list_models()
+    if not patterns:
+        return names
+    out: list[str] = []
+    for pat in patterns:
+        hits = (
+            [n for n in names if fnmatch.fnmatch(n, pat)]
+            if any(c in pat for c in "*?[")
+            else [
+                nets.get_spec(pat).name  # raises with a "did you mean" for a typo
+            ]
+        )
+        out += [n for n in hits if n not in out]
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("models", nargs="*", help="names or shell patterns (default: every model)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--batch-size", type=int, default=8, help="batch of the throughput figures")
+    p.add_argument("--input-size", type=int, help="square input side (default: each model's)")
+    p.add_argument("--modes", nargs="+", choices=MODES, help="default: all the device supports")
+    p.add_argument("--repeats", type=int, default=7, help="timed samples per network and mode")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak memory figures")
+    p.add_argument("--no-charts", action="store_true")
+    p.add_argument(
+        "--out", type=Path, help="output folder (default: benchmarks/results/<device>-<date>)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser().error("--device cuda: no CUDA device is available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = select(args.models)
+    settings = Settings(
+        device=torch.device(args.device),
+        batch_size=args.batch_size,
+        input_size=args.input_size,
+        repeats=args.repeats,
+        modes=tuple(args.modes or DEFAULT_MODES[args.device]),
+        memory=not args.no_memory,
+    )
+    date = datetime.date.today().isoformat()
+    out = args.out or Path(__file__).parent / "results" / f"{args.device}-{date}"
+    meta = {
+        "command": "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "date": date,
+        "machine": report.machine(),
+        "settings": {
+            "batch_size": settings.batch_size,
+            "input_size": settings.input_size,
+            "repeats": settings.repeats,
+            "modes": list(settings.modes),
+        },  # fmt: skip
+    }
+    rows: list[dict] = []
+    for name in models:
+        rows += measure_model(name, settings, log=lambda s: print(s, file=sys.stderr, flush=True))
+    paths = report.write(rows, out, meta)
+    if not args.no_charts:
+        meta["charts"] = {
+            "accuracy_vs_cost": str(
+                charts.accuracy_vs_cost(charts.tag_points(), out / "accuracy_vs_cost.png")
+            ),
+            "throughput": str(charts.throughput_bars(rows, out / "throughput.png")),
+        }
+        paths = report.write(rows, out, meta)
+    print(report.markdown(rows))
+    print(f"\nwritten to {out}: " + ", ".join(p.name for p in paths.values()), file=sys.stderr)
+    return 0

@@ -1,0 +1,110 @@
+"""The report: a Markdown table, and the raw figures as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+from pathlib import Path
+
+import torch
+import torchvision
+
+COLUMNS = (
+    "model", "mode", "input_size", "batch_size", "params", "macs",
+    "latency_ms", "tv_latency_ms", "throughput", "tv_throughput", "ratio_throughput",
+    "train_throughput", "tv_train_throughput", "ratio_train_throughput",
+    "peak_infer_mb", "tv_peak_infer_mb", "peak_train_mb", "tv_peak_train_mb", "skipped",
+)  # fmt: skip
+
+
+def machine() -> dict[str, str | int]:
+    """The device and software the figures were measured with."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info: dict[str, str | int] = {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _ratio(r: dict | None) -> str:
+    if not r:
+        return ""
+    return f"{r['median']:.2f} ({r['p25']:.2f}-{r['p75']:.2f})"
+
+
+def _num(v: float | None, fmt: str = "{:.1f}") -> str:
+    return "" if v is None else fmt.format(v)
+
+
+def markdown(rows: list[dict]) -> str:
+    """One line per network and mode; ratios are ours/torchvision speed (> 1: ours faster),
+    median of the interleaved pairs with the 25th-75th percentile spread."""
+    head = (
+        "| model | mode | size | params (M) | GMACs | latency b1 (ms) | tv (ms) | "
+        "img/s bN | tv img/s | ratio | train img/s | tv train | train ratio | "
+        "peak MB (infer/train) |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        if r.get("skipped"):
+            continue
+        mem = ""
+        if r.get("peak_infer_mb") is not None:
+            mem = f"{r['peak_infer_mb']:.0f}/{_num(r.get('peak_train_mb'), '{:.0f}')}"
+            if r.get("tv_peak_infer_mb") is not None:
+                mem += f" (tv {r['tv_peak_infer_mb']:.0f}/{r['tv_peak_train_mb']:.0f})"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["model"],
+                    r["mode"],
+                    str(r["input_size"]),
+                    f"{r['params'] / 1e6:.2f}",
+                    f"{r['macs'] / 1e9:.2f}",
+                    _num(r.get("latency_ms")),
+                    _num(r.get("tv_latency_ms")),
+                    _num(r.get("throughput")),
+                    _num(r.get("tv_throughput")),
+                    _ratio(r.get("ratio_throughput")),
+                    _num(r.get("train_throughput")),
+                    _num(r.get("tv_train_throughput")),
+                    _ratio(r.get("ratio_train_throughput")),
+                    mem,
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def write(rows: list[dict], out_dir: Path, meta: dict) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {k: out_dir / f for k, f in
+             (("json", "results.json"), ("csv", "results.csv"), ("md", "table.md"))}  # fmt: skip
+    paths["json"].write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    with paths["csv"].open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*COLUMNS, "ratio_p25", "ratio_p75"])
+        w.writeheader()
+        for r in rows:
+            flat = {k: r.get(k) for k in COLUMNS}
+            for k in ("ratio_throughput", "ratio_train_throughput"):
+                flat[k] = r[k]["median"] if r.get(k) else None
+            if r.get("ratio_throughput"):
+                flat["ratio_p25"] = r["ratio_throughput"]["p25"]
+                flat["ratio_p75"] = r["ratio_throughput"]["p75"]
+            w.writerow(flat)
+    paths["md"].write_text(markdown(rows) + "\n")
+    return paths

@@ -1,0 +1,82 @@
+"""The benchmark's smoke test: a tiny run through the Python API, checking the report's
+fields and files. No test asserts a time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import nets
+from benchmarks import cli, timing
+from benchmarks.models import build_pair, has_twin
+
+
+def test_smoke_run_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "res"
+    argv = ["resnet18", "--input-size", "32", "--batch-size", "2", "--repeats", "1"]
+    assert cli.main([*argv, "--modes", "eager", "fast", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| model | mode | size | params (M) | GMACs | latency b1 (ms) |")
+    for name in ("results.json", "results.csv", "table.md"):
+        assert (out / name).stat().st_size > 0
+    for name in ("accuracy_vs_cost.png", "throughput.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["command"].startswith("python -m benchmarks resnet18")
+    assert {"cpu", "torch", "torchvision", "threads"} <= set(data["meta"]["machine"])
+    rows = {r["mode"]: r for r in data["rows"]}
+    assert set(rows) == {"eager", "fast"}
+    eager = rows["eager"]
+    assert eager["params"] == 11_689_512 and eager["macs"] > 0 and eager["torchvision"]
+    assert eager["max_abs_diff_vs_tv"] < 1e-4  # the same weights and input as torchvision
+    for key in ("latency_ms", "throughput", "train_throughput"):
+        assert eager[key] > 0 and eager[f"tv_{key}"] > 0
+        assert set(eager[f"ratio_{key}"]) == {"median", "p25", "p75"}
+    assert {"peak_infer_mb", "peak_train_mb", "tv_peak_infer_mb", "tv_peak_train_mb"} <= set(eager)
+    assert rows["fast"]["throughput"] > 0 and "train_throughput" not in rows["fast"]
+
+
+def test_model_without_twin_and_skipped_mode(tmp_path):
+    out = tmp_path / "res"
+    argv = ["lenet5", "--batch-size", "2", "--repeats", "1", "--modes", "eager", "bf16"]
+    assert cli.main([*argv, "--no-memory", "--no-charts", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    eager, bf16 = rows
+    assert not eager["torchvision"] and "tv_throughput" not in eager
+    assert "CUDA" in bf16["skipped"]
+
+
+def test_twins_come_from_the_weights_registry():
+    assert has_twin("resnet50") and has_twin("mobilenet_v2") and has_twin("googlenet")
+    assert not has_twin("lenet5") and not has_twin("inception_v4")  # timm weights only
+
+
+def test_twin_holds_the_same_weights():
+    ours, theirs = build_pair("googlenet")  # transform_input and no aux heads, as ours
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), theirs.eval()(x))
+
+
+def test_select_patterns():
+    names = cli.select(["resnet5*", "resnet18", "resnet50"])
+    assert "resnet50" in names and names[-1] == "resnet18" and len(set(names)) == len(names)
+    with pytest.raises(nets.UnknownModelError, match="did you mean"):
+        cli.select(["resnet51"])
+
+
+def test_ratio_is_ours_over_theirs_speed():
+    fast, slow = timing.Samples([1.0, 1.0, 1.0]), timing.Samples([2.0, 2.0, 4.0])
+    assert timing.ratio_stats(fast, slow)["median"] == 2.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_smoke(tmp_path):
+    out = tmp_path / "res"
+    argv = ["resnet18", "--device", "cuda", "--input-size", "32", "--batch-size", "2"]
+    assert cli.main([*argv, "--repeats", "1", "--no-charts", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["mode"] for r in rows} == {"eager", "channels_last", "bf16", "compile", "fast"}
+    assert all(r["peak_infer_mb"] > 0 for r in rows)

@@ -1,0 +1,137 @@
+"""The inference fast path: the same outputs as the plain eval model, for every registered
+network; BatchNorm folded wherever a conv feeds it; the user's model left untouched."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+
+import pytest
+import torch
+from conftest import randomize_bn
+from torch import nn
+
+import nets
+from nets.inference import InferenceModel, find_conv_bn_pairs, optimize_for_inference
+
+LARGE = ("vgg*", "*152*", "efficientnet_b[67]", "densenet161", "densenet201*", "inception_res*")
+
+
+def _all_models() -> list:
+    return [
+        pytest.param(n, marks=pytest.mark.slow) if any(fnmatch.fnmatch(n, p) for p in LARGE) else n
+        for n in nets.list_models()
+    ]
+
+
+def _input(model: nn.Module, batch: int = 2) -> torch.Tensor:
+    size = max(model.min_input_size, 32) + 3  # a bit above the minimum, odd on purpose
+    return torch.randn(
+        batch, model.in_chans, size, size, generator=torch.Generator().manual_seed(1)
+    )
+
+
+def _assert_same(got: torch.Tensor, want: torch.Tensor) -> None:
+    # Folding reorders float32 arithmetic; deep random networks amplify the rounding, so the
+    # tolerance is relative to the output's scale.
+    scale = want.abs().max().item()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * scale + 1e-6)
+
+
+def _one_per_family() -> list[str]:
+    """The first model of each family (natural order), for the slower TorchScript path."""
+    firsts: dict[str, str] = {}
+    for name in nets.list_models():
+        if not any(fnmatch.fnmatch(name, p) for p in LARGE):
+            firsts.setdefault(nets.get_spec(name).family, name)
+    return sorted(firsts.values())
+
+
+def _check(name: str, script: bool) -> None:
+    torch.manual_seed(0)
+    model = randomize_bn(nets.create_model(name)).eval()
+    x = _input(model)
+    with torch.no_grad():
+        want = model(x)
+    fast = optimize_for_inference(model, script=script)
+    with torch.no_grad():
+        got, got1 = fast(x), fast(x[:1])  # another shape: a second graph (or eager)
+        try:
+            _assert_same(got, want)
+            _assert_same(got1, want[:1])
+        except AssertionError:
+            # Deep random networks (SE-ResNet-152) amplify float32 rounding so much that the
+            # plain model itself is percent-level off its float64 result: then the fast path
+            # must be no further from float64 than the plain float32 model is.
+            exact = copy.deepcopy(model).double()(x.double())
+            plain_err = (want.double() - exact).abs().max()
+            fast_err = (got.double() - exact).abs().max()
+            assert plain_err > 1e-3 * exact.abs().max(), "not a rounding-amplifying network"
+            assert fast_err <= 2 * plain_err, (float(fast_err), float(plain_err))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.model.modules()) or (
+        nets.get_spec(name).family == "densenet"
+    )  # DenseNet's pre-activation BatchNorms read a concatenation, not a conv
+
+
+@pytest.mark.parametrize("name", _all_models())
+def test_folded_model_gives_the_plain_outputs(name):
+    """BatchNorm folding and the eval-time simplifications, on every registered model."""
+    _check(name, script=False)
+
+
+@pytest.mark.parametrize("name", _one_per_family())
+def test_fast_path_gives_the_plain_outputs(name):
+    """The whole fast path (folding, then the frozen oneDNN graphs on the CPU), on one model
+    of every family: tracing is slow, and the graph passes are the same for every member."""
+    _check(name, script=True)
+
+
+def test_densenet_folds_only_the_bn_after_a_conv():
+    model = nets.create_model("densenet121").eval()
+    pairs = dict(find_conv_bn_pairs(model, torch.randn(1, 3, 32, 32)))
+    assert pairs["stages.0.block.0.conv1"] == "stages.0.block.0.norm2"
+    assert "stem.conv1.conv" in pairs and not any(bn.endswith("norm1") for bn in pairs.values())
+
+
+def test_users_model_is_untouched_and_api_kept():
+    model = randomize_bn(nets.create_model("resnet18")).train()
+    before = copy.deepcopy(model.state_dict())
+    fast = optimize_for_inference(model)
+    assert model.training and isinstance(fast, InferenceModel) and not fast.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert fast.feature_info == model.feature_info and fast.num_features == 512
+    x = torch.randn(1, 3, 40, 40)
+    assert fast.forward_features(x).shape == (1, 512, 2, 2)
+    with pytest.raises(nets.InputSizeError, match="at least 32x32"):
+        fast(torch.randn(1, 3, 16, 16))
+    with pytest.raises(RuntimeError, match="eval-only"):
+        fast.train()
+
+
+def test_transform_input_is_kept():
+    model = randomize_bn(nets.create_model("googlenet")).eval()
+    assert hasattr(model.stem, "transform")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        _assert_same(optimize_for_inference(model)(x), model(x))
+
+
+def test_eager_only_and_channels_last_options():
+    model = randomize_bn(nets.create_model("mobilenet_v2")).eval()
+    x = torch.randn(2, 3, 64, 64)
+    fast = optimize_for_inference(model, script=False, channels_last=True)
+    with torch.no_grad():
+        _assert_same(fast(x), model(x))
+    assert fast.model.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not fast._graphs  # eager only
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fast_path():
+    model = randomize_bn(nets.create_model("resnet50")).eval().cuda()
+    x = torch.randn(2, 3, 64, 64, device="cuda")
+    fast = optimize_for_inference(model)
+    with torch.no_grad():
+        _assert_same(fast(x), model(x))
+    assert fast.model.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
