@@ -22,6 +22,8 @@ def tag_points() -> list[dict]:
     points = []
     for tag_name in weights.list_tags():
         tag = weights.get_tag(tag_name)
+        if "_notop_" in tag_name:
+            continue  # the same weights without their classifier: no accuracy of their own
         size = tag.preprocessing.input_size
         try:
             with torch.device("meta"):
