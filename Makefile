@@ -1,4 +1,6 @@
-# make demo: classify the sample photos with the real EfficientNet-Lite0 ImageNet weights.
+# make demo: transfer learning on the bundled digits: LeNet-5 from scratch and
+#            EfficientNet-Lite0 with its real ImageNet weights (linear probe), then a table.
+# make classify: the sample photos through the real EfficientNet-Lite0 ImageNet weights.
 # make test: the whole test suite (what CI runs).
 # Both create .venv when it is missing and install the project with constraints.txt.
 
@@ -7,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo classify test lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,18 +17,21 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	$(PY) -m train demo --out runs/demo
+
+classify: $(STAMP)
 	$(PY) -m nets classify samples/*.jpg --model efficientnet_lite0 --weights imagenet --top 5
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check nets weights tests
-	$(VENV)/bin/ruff format --check nets weights tests
+	$(VENV)/bin/ruff check nets weights train benchmarks tests
+	$(VENV)/bin/ruff format --check nets weights train benchmarks tests
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix nets weights tests
-	$(VENV)/bin/ruff format nets weights tests
+	$(VENV)/bin/ruff check --fix nets weights train benchmarks tests
+	$(VENV)/bin/ruff format nets weights train benchmarks tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

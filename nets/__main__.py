@@ -7,6 +7,8 @@ print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -74,11 +76,25 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
-    model = create_model(args.model, weights=args.weights).eval()
+    # A file written by `python -m train` names its arch, classes and input channels.
+    meta = wts.read_checkpoint(args.weights)[1] if os.path.isfile(args.weights) else {}
+    arch = args.model or meta.get("arch") or "efficientnet_lite0"
+    names = json.loads(meta["class_names"]) if "class_names" in meta else None
+    model = create_model(
+        arch,
+        weights=args.weights,
+        num_classes=len(names) if names else None,
+        in_chans=int(meta["in_chans"]) if "in_chans" in meta else None,
+    ).eval()
     pre = model.pretrained_cfg.get("preprocessing") or wts.Preprocessing(
-        input_size=get_spec(args.model).input_size,
-        resize_size=round(get_spec(args.model).input_size / 0.875),
+        input_size=get_spec(arch).input_size,
+        resize_size=round(get_spec(arch).input_size / 0.875),
     )
+    if model.in_chans == 1:  # grey input: the RGB statistics averaged
+        pre = wts.Preprocessing(
+            pre.input_size, pre.resize_size, pre.interpolation,
+            (sum(pre.mean) / 3,) * 3, (sum(pre.std) / 3,) * 3,
+        )  # fmt: skip
     transform = wts.transforms(pre)
     failed = 0
     for path in args.images:
@@ -88,10 +104,13 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
+        x = transform(image).unsqueeze(0)
+        if model.in_chans == 1:
+            x = x[:, :1]  # the three channels of a grey image are equal
         with torch.no_grad():
-            logits = model(transform(image).unsqueeze(0))
+            logits = model(x)
         print(path)
-        for _, name, prob in wts.decode_predictions(logits, top=args.top)[0]:
+        for _, name, prob in wts.decode_predictions(logits, top=args.top, categories_=names)[0]:
             print(f"  {name} ({100 * prob:.1f}%)")
     return 2 if failed else 0
 
@@ -132,7 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", help="top predictions for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="default: the arch a trained file names, else efficientnet_lite0",
+    )
     p.add_argument("--weights", default="imagenet", help="'imagenet', a tag or a checkpoint path")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(run=_cmd_classify)

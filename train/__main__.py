@@ -1,0 +1,102 @@
+"""Command line: ``python -m train fit | eval | predict | demo``.
+
+Problems with the data, the options or a checkpoint print one line, ``error: ...``, and
+exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import weights as wts
+from nets.errors import NetsError
+
+from .config import add_config_arguments, config_from_args
+from .errors import TrainError
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .engine import fit
+
+    fit(config_from_args(args))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .predict import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.data, batch_size=args.batch_size)
+    print(metrics["report"])
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict
+
+    rows = predict(args.checkpoint, args.images, output=args.output, top=args.top)
+    for row in rows:
+        print(f"{row['path']}: {row['prediction'] or 'unreadable'} {row['confidence']}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, progress=args.progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser(
+        "fit",
+        help="train: linear-probe, feature-extract, fine-tune, scratch or auto",
+        description="Train a registered network on DATA. Under torchrun it trains with "
+        "DistributedDataParallel.",
+    )
+    add_config_arguments(p)
+    p.set_defaults(run=_cmd_fit)
+
+    p = sub.add_parser("eval", help="metrics of a trained model on DATA's validation split",
+                       formatter_class=fmt)  # fmt: skip
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.safetensors")
+    p.add_argument("--data", default="digits", help="as for fit")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(run=_cmd_eval)
+
+    p = sub.add_parser("predict", help="classify images with a trained model (writes a CSV)",
+                       formatter_class=fmt)  # fmt: skip
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.safetensors")
+    p.add_argument("--output", default="predictions.csv", help="CSV to write")
+    p.add_argument("--top", type=int, default=5, help="classes listed per image")
+    p.set_defaults(run=_cmd_predict)
+
+    p = sub.add_parser("demo", help="LeNet-5 from scratch and EfficientNet-Lite0 (linear probe) "
+                       "on the bundled digits, then a table", formatter_class=fmt)  # fmt: skip
+    p.add_argument("--out", default="runs/demo", help="folder for the two runs")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (TrainError, NetsError, wts.WeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; --resume continues from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The run's configuration: one dataclass, from which the command line is generated."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+STRATEGIES = ("auto", "linear-probe", "feature-extract", "fine-tune", "scratch")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``train.fit`` needs; each field is a ``--option`` of ``python -m train fit``."""
+
+    model: str = _opt("lenet5", "registered model name (python -m nets list)")
+    data: str = _opt(
+        "digits",
+        "an image folder (class sub-folders, optionally train/ and val/), a CSV of "
+        "path,label, or 'digits' (the bundled 1,797 8x8 handwritten digits)",
+    )
+    strategy: str = _opt("auto", "how to use the network", choices=STRATEGIES)
+    weights: str | None = _opt(
+        None,
+        "'imagenet', a weights tag or a checkpoint path; default: the model's ImageNet "
+        "weights unless --strategy scratch (or the model has none)",
+    )
+    out: str | None = _opt(None, "output folder (default: runs/<model>-<strategy>)")
+    epochs: int | None = _opt(None, "epochs (default: 50 for linear-probe, 20 otherwise)")
+    batch_size: int = _opt(64, "images per step per process")
+    lr: float | None = _opt(
+        None,
+        "peak learning rate of the head (default with adamw: 3e-2 linear-probe, 1e-2 "
+        "feature-extract, 3e-3 scratch, 1e-3 fine-tune; with sgd: 0.1, 0.1, 3e-2, 1e-2)",
+    )
+    optimizer: str = _opt("adamw", "optimizer", choices=("adamw", "sgd"))
+    momentum: float = _opt(0.9, "SGD momentum")
+    weight_decay: float = _opt(0.01, "weight decay (not applied to biases and norms)")
+    warmup_epochs: float = _opt(1.0, "linear warm-up before the cosine schedule, in epochs")
+    label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy")
+    accum_steps: int = _opt(1, "gradient accumulation: optimizer step every N batches")
+    clip_grad: float = _opt(0.0, "clip the gradient norm to this value (0: off)")
+    amp: str = _opt(
+        "auto",
+        "mixed precision: auto = bf16 on CUDA where supported, else fp16 with a gradient "
+        "scaler, off on the CPU",
+        choices=("auto", "bf16", "fp16", "off"),
+    )
+    channels_last: bool = _opt(False, "use the channels-last memory format")
+    compile: bool = _opt(False, "torch.compile the model")
+    aux_weight: float = _opt(0.3, "weight of the auxiliary heads' losses (0: no aux heads)")
+    patience: int = _opt(10, "early stopping: epochs without improvement (0: off)")
+    seed: int = _opt(0, "random seed; the same seed repeats a run on the same machine")
+    val_split: float = _opt(0.2, "validation fraction when DATA has no val/ (stratified)")
+    max_per_class: int | None = _opt(None, "use at most N images per class (quick runs)")
+    num_workers: int | None = _opt(
+        None,
+        "data loading processes (default: on CUDA min(8, CPUs - 1); on the CPU 0 up to 4 "
+        "cores, else CPUs / 4; 0: in the main process)",
+    )
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    unfreeze_from: int | None = _opt(
+        None, "fine-tune: train stages K and later (default: the whole network)"
+    )
+    backbone_lr_mult: float = _opt(0.1, "fine-tune: learning-rate factor of the pretrained part")
+    freeze_bn: bool = _opt(False, "fine-tune: keep every BatchNorm frozen (statistics and affine)")
+    augment: str = _opt(
+        "auto",
+        "training augmentation: standard (random resized crop + flip), light (small "
+        "affine, no flip), none; auto: light for digits, standard otherwise",
+        choices=("auto", "standard", "light", "none"),
+    )
+    cache_dir: str | None = _opt(
+        None, "linear-probe feature cache (default: <weights cache>/features)"
+    )
+    strict: bool = _opt(False, "stop at the first unreadable image instead of skipping it")
+    resume: bool = _opt(False, "continue the run in --out from its last checkpoint")
+    progress: bool = _opt(True, "show a progress bar per epoch")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _parse_optional(kind):
+    def parse(text: str):
+        if text.lower() in ("none", ""):
+            return None
+        return kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--option`` per field, its default shown in ``--help``."""
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        default = f.default
+        if f.type in ("bool",):
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=help_text + " (default: %(default)s)",
+            )
+            continue
+        kind = {"int": int, "float": float, "str": str}
+        base = f.type.split(" |")[0]
+        parse = kind.get(base, str)
+        if "None" in f.type:
+            parse = _parse_optional(parse)
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=parse,
+            default=default,
+            choices=f.metadata.get("choices"),
+            help=help_text + " (default: %(default)s)",
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})

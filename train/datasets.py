@@ -1,0 +1,315 @@
+"""Data sources (image folder, CSV, the bundled digits), splits, transforms and loaders.
+
+A source becomes two lists of ``(item, label)`` pairs and the class names; an item is a
+file path, or for ``digits`` an 8x8 array. Unreadable images are skipped with a warning
+and counted (``--strict`` stops the run instead).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import random
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode, v2
+
+import weights as wts
+from nets.errors import NetsError
+from nets.images import load_image
+
+from .errors import TrainError
+
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+)  # fmt: skip
+DIGITS = "digits"
+_INTERPOLATION = {
+    "nearest": InterpolationMode.NEAREST,
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+}
+
+
+@dataclass
+class DataSplit:
+    train: list[tuple[object, int]]
+    val: list[tuple[object, int]]
+    classes: list[str]
+    fingerprint: str  # identifies the data and the split, for the feature cache
+    kind: str  # "digits", "folder" or "csv"
+
+    def counts(self, which: str = "train") -> list[int]:
+        items = self.train if which == "train" else self.val
+        out = [0] * len(self.classes)
+        for _, label in items:
+            out[label] += 1
+        return out
+
+
+# -- the bundled digits --------------------------------------------------------------------
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 8x8 digits (uint8, 0..16) and their labels, as scikit-learn ships them."""
+    with resources.files("train").joinpath("data", "digits.npz").open("rb") as f:
+        data = np.load(f)
+        return data["images"].copy(), data["labels"].astype(np.int64)
+
+
+def digits_image(array: np.ndarray) -> Image.Image:
+    """An 8x8 digit (0..16) as an 8-bit grayscale image (0..255)."""
+    return Image.fromarray((array.astype(np.float32) * (255.0 / 16.0) + 0.5).astype(np.uint8), "L")
+
+
+# -- sources -------------------------------------------------------------------------------
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def _class_folders(root: Path) -> list[Path]:
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise TrainError(f"image folder {str(root)!r} has no class sub-folders")
+    return folders
+
+
+def _scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list, list[str]]:
+    folders = _class_folders(root)
+    names = [p.name for p in folders]
+    if classes is not None and names != classes:
+        raise TrainError(
+            f"{str(root)!r} has classes {names}, but the training folder has {classes}"
+        )
+    items = []
+    for label, folder in enumerate(folders):
+        files = _images_in(folder)
+        if not files:
+            raise TrainError(f"class folder {str(folder)!r} has no images")
+        items += [(str(p), label) for p in files]
+    return items, names
+
+
+def _read_csv(path: Path) -> tuple[list, list[str]]:
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 2:
+                raise TrainError(f"{path}:{lineno}: expected 'path,label', got {row!r}")
+            file, label = row[0].strip(), row[1].strip()
+            if lineno == 1 and file.lower() == "path" and label.lower() == "label":
+                continue
+            full = Path(file) if os.path.isabs(file) else path.parent / file
+            if not full.is_file():
+                raise TrainError(f"{path}:{lineno}: image {file!r} does not exist")
+            rows.append((str(full), label))
+    if not rows:
+        raise TrainError(f"CSV {str(path)!r} lists no images")
+    classes = sorted({label for _, label in rows})
+    index = {name: i for i, name in enumerate(classes)}
+    return [(file, index[label]) for file, label in rows], classes
+
+
+def _stratified_split(items: list, n_classes: int, fraction: float, seed: int):
+    if not 0.0 < fraction < 1.0:
+        raise TrainError(f"--val-split must be between 0 and 1, got {fraction}")
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in range(n_classes):
+        members = [it for it in items if it[1] == label]
+        rng.shuffle(members)
+        n_val = round(len(members) * fraction)
+        if len(members) >= 2:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        else:
+            n_val = 0
+        val += members[:n_val]
+        train += members[n_val:]
+    return train, val
+
+
+def _cap(items: list, n_classes: int, max_per_class: int | None) -> list:
+    if not max_per_class:
+        return items
+    seen = [0] * n_classes
+    out = []
+    for it in items:
+        if seen[it[1]] < max_per_class:
+            seen[it[1]] += 1
+            out.append(it)
+    return out
+
+
+def _fingerprint(parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _file_stamp(items: list) -> list:
+    out = []
+    for path, label in items:
+        try:
+            st = os.stat(path)
+            out.append((path, label, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((path, label, None, None))
+    return out
+
+
+def load_data(spec: str, *, val_split: float = 0.2, seed: int = 0, max_per_class=None) -> DataSplit:
+    """Read DATA (a folder, a CSV or ``digits``) into a stratified train/val split."""
+    if spec == DIGITS:
+        images, labels = load_digits_arrays()
+        items = [(images[i], int(labels[i])) for i in range(len(labels))]
+        classes = [str(i) for i in range(10)]
+        train, val = _stratified_split(items, 10, val_split, seed)
+        train, val = _cap(train, 10, max_per_class), _cap(val, 10, max_per_class)
+        digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
+        fp = _fingerprint(("digits", digest, val_split, seed, max_per_class))
+        return DataSplit(train, val, classes, fp, "digits")
+
+    path = Path(spec)
+    if not path.exists():
+        raise TrainError(f"data {spec!r} is neither 'digits', an image folder nor a CSV file")
+    if path.is_file():
+        items, classes = _read_csv(path)
+        kind = "csv"
+        train, val = _stratified_split(items, len(classes), val_split, seed)
+    elif (path / "train").is_dir() and (path / "val").is_dir():
+        train, classes = _scan_folder(path / "train")
+        val, _ = _scan_folder(path / "val", classes)
+        kind = "folder"
+    else:
+        items, classes = _scan_folder(path)
+        kind = "folder"
+        train, val = _stratified_split(items, len(classes), val_split, seed)
+    if len(classes) < 2:
+        raise TrainError(
+            f"data {spec!r} has only one class ({classes[0]!r}); a classifier needs at least two"
+        )
+    train = _cap(train, len(classes), max_per_class)
+    val = _cap(val, len(classes), max_per_class)
+    if not val:
+        raise TrainError(f"data {spec!r} leaves no images for validation")
+    fp = _fingerprint((kind, _file_stamp(train), _file_stamp(val), classes))
+    return DataSplit(train, val, classes, fp, kind)
+
+
+# -- transforms ----------------------------------------------------------------------------
+def default_preprocessing(input_size: int) -> wts.Preprocessing:
+    """For a model without weights: ImageNet statistics, resize to size/0.875, centre crop."""
+    return wts.Preprocessing(input_size=input_size, resize_size=round(input_size / 0.875))
+
+
+def _stats(p: wts.Preprocessing, in_chans: int) -> tuple[list[float], list[float]]:
+    mean, std = list(p.mean), list(p.std)
+    if in_chans == len(mean):
+        return mean, std
+    # One channel (grey): the average of the RGB statistics; more: cycle them.
+    if in_chans == 1:
+        return [sum(mean) / len(mean)], [sum(std) / len(std)]
+    return [mean[i % 3] for i in range(in_chans)], [std[i % 3] for i in range(in_chans)]
+
+
+def eval_transform(p: wts.Preprocessing, in_chans: int = 3) -> v2.Compose:
+    """The checkpoint's evaluation preprocessing (exactly ``weights.transforms`` for RGB)."""
+    if in_chans == 3:
+        return wts.transforms(p)
+    mean, std = _stats(p, in_chans)
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(p.resize_size, interpolation=_INTERPOLATION[p.interpolation], antialias=True),
+            v2.CenterCrop(p.input_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=mean, std=std),
+        ]
+    )
+
+
+def train_transform(p: wts.Preprocessing, in_chans: int = 3, augment: str = "standard"):
+    """The evaluation preprocessing's size and statistics plus standard augmentation."""
+    if augment == "none":
+        return eval_transform(p, in_chans)
+    mean, std = _stats(p, in_chans)
+    interp = _INTERPOLATION[p.interpolation]
+    if augment == "light":  # no flip: digits and text change meaning when mirrored
+        geometry = [
+            v2.Resize(p.resize_size, interpolation=interp, antialias=True),
+            v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1)),
+            v2.CenterCrop(p.input_size),
+        ]
+    elif augment == "standard":
+        geometry = [
+            v2.RandomResizedCrop(p.input_size, scale=(0.25, 1.0), interpolation=interp),
+            v2.RandomHorizontalFlip(),
+        ]
+    else:
+        raise TrainError(f"unknown augmentation {augment!r}")
+    # Geometry on the PIL image: v2's tensor affine is about 100x slower on the CPU.
+    return v2.Compose(
+        [
+            *geometry,
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=mean, std=std),
+        ]
+    )
+
+
+# -- datasets and loaders ------------------------------------------------------------------
+class ImageDataset(torch.utils.data.Dataset):
+    """``(item, label)`` pairs -> ``(tensor, label)``; ``None`` for an unreadable image."""
+
+    def __init__(self, items: list, transform, in_chans: int = 3) -> None:
+        self.items = items
+        self.transform = transform
+        self.in_chans = in_chans
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, item: object) -> Image.Image:
+        if isinstance(item, np.ndarray):
+            image = digits_image(item)
+            return image if self.in_chans == 1 else image.convert("RGB")
+        image = load_image(item)  # RGB, or ImageError with a one-line reason
+        return image.convert("L") if self.in_chans == 1 else image
+
+    def __getitem__(self, index: int):
+        item, label = self.items[index]
+        try:
+            image = self.load(item)
+        except NetsError as exc:
+            warnings.warn(f"skipping unreadable image: {exc}", stacklevel=1)
+            return None, str(item)
+        return self.transform(image), label
+
+
+def collate(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Stack the good samples; return the unreadable ones' names alongside."""
+    good = [(x, y) for x, y in batch if x is not None]
+    skipped = [y for x, y in batch if x is None]
+    if not good:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
+    xs, ys = zip(*good, strict=True)
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.long), skipped
+
+
+def default_workers(requested: int | None, device: torch.device | None = None) -> int:
+    """Loader processes: on CUDA up to 8 (one core left to the main process); on the CPU,
+    where they compete with the model for cores, none on a small machine (<= 4 cores)."""
+    if requested is not None:
+        return max(0, requested)
+    cpus = os.cpu_count() or 1
+    if device is not None and device.type == "cuda":
+        return max(0, min(8, cpus - 1))
+    return 0 if cpus <= 4 else min(4, cpus // 4)

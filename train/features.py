@@ -1,0 +1,148 @@
+"""Linear-probe features: the frozen backbone's pooled output, computed once and cached.
+
+The cache is one safetensors file per (model, weights, preprocessing, data, split), named
+by a digest of all of them, so a changed file, split or preprocessing never reuses stale
+features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import weights as wts
+
+from .datasets import DataSplit, ImageDataset, collate, eval_transform
+from .errors import TrainError
+
+
+def weights_identity(model: nn.Module) -> str:
+    cfg = model.pretrained_cfg
+    if cfg.get("tag"):
+        return f"tag:{cfg['tag']}"
+    origin = cfg.get("origin")
+    if origin and os.path.isfile(origin):
+        return f"file:{wts.sha256_of(origin)}"
+    return f"origin:{origin}"
+
+
+def cache_key(model: nn.Module, pre: wts.Preprocessing, data: DataSplit, amp: str) -> str:
+    parts = {
+        "arch": model.pretrained_cfg.get("arch", model.arch),
+        "weights": weights_identity(model),
+        "preprocessing": pre.as_metadata(),
+        "in_chans": model.in_chans,
+        "data": data.fingerprint,
+        "amp": amp,
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(wts.cache_dir()) / "features"
+
+
+@torch.no_grad()
+def extract(
+    model: nn.Module,
+    items: list,
+    pre: wts.Preprocessing,
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    amp_dtype: torch.dtype | None = None,
+    strict: bool = False,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Pooled pre-logits features (float32, CPU) of ``items`` through the frozen model."""
+    from tqdm import tqdm
+
+    ds = ImageDataset(items, eval_transform(pre, model.in_chans), model.in_chans)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+    )
+    was_training = model.training
+    model.eval()
+    feats, labels, skipped = [], [], []
+    for x, y, bad in tqdm(loader, desc="features", disable=not progress, leave=False):
+        if bad and strict:
+            raise TrainError(f"unreadable image {bad[0]!r} (--strict)")
+        skipped += bad
+        if x.numel() == 0:
+            continue
+        x = x.to(device, non_blocking=True)
+        with torch.autocast(
+            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+        ):
+            f = model.forward_head(model.forward_features(x), pre_logits=True)
+        feats.append(f.float().cpu())
+        labels.append(y)
+    model.train(was_training)
+    if not feats:
+        raise TrainError("no readable images to compute features from")
+    return torch.cat(feats), torch.cat(labels), skipped
+
+
+def cached_features(
+    model: nn.Module,
+    pre: wts.Preprocessing,
+    data: DataSplit,
+    *,
+    cache_dir: str | os.PathLike | None,
+    device: torch.device,
+    amp: str,
+    amp_dtype: torch.dtype | None,
+    batch_size: int,
+    num_workers: int,
+    strict: bool,
+    progress: bool,
+    is_main: bool = True,
+    barrier=None,
+) -> tuple[dict[str, torch.Tensor], Path, bool]:
+    """``{train_x, train_y, val_x, val_y}``, from the cache or computed and cached now.
+
+    Returns the tensors, the cache file and whether it was a hit. In a distributed run the
+    main process computes and writes, the others wait and read.
+    """
+    from safetensors.torch import load_file
+
+    key = cache_key(model, pre, data, amp)
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    arch = model.pretrained_cfg.get("arch", model.arch)
+    path = folder / f"{arch}-{key[:24]}.safetensors"
+    hit = path.is_file()
+    if not hit and is_main:
+        out = {}
+        skipped = []
+        for split in ("train", "val"):
+            x, y, bad = extract(
+                model,
+                getattr(data, split),
+                pre,
+                device=device,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                amp_dtype=amp_dtype,
+                strict=strict,
+                progress=progress,
+            )
+            out[f"{split}_x"], out[f"{split}_y"] = x, y
+            skipped += bad
+        meta = {"arch": arch, "key": key, "weights": weights_identity(model)}
+        meta["skipped"] = json.dumps(skipped)
+        wts.save_safetensors(out, path, meta)
+    if barrier is not None:
+        barrier()
+    tensors = load_file(str(path))
+    return tensors, path, hit

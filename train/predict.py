@@ -1,0 +1,142 @@
+"""``evaluate_checkpoint`` and ``predict``: use a trained model on a dataset or on images."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import nets
+import weights as wts
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .datasets import (
+    IMAGE_EXTENSIONS,
+    ImageDataset,
+    collate,
+    default_preprocessing,
+    eval_transform,
+    load_data,
+)
+from .errors import TrainError
+from .report import format_metrics
+
+
+def load_trained(path: str | os.PathLike) -> tuple[nn.Module, list[str], wts.Preprocessing, dict]:
+    """A trained model from ``checkpoint.pt`` or an exported ``best.safetensors``:
+    ``(model in eval mode, class names, preprocessing, training config)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainError(f"checkpoint {str(path)!r} does not exist")
+    if wts.sniff_format(path) == "safetensors":
+        model, classes, pre = ckpt.load_exported(path)
+        _, meta = wts.read_checkpoint(path)
+        config = json.loads(meta.get("train_config", "{}"))
+    else:
+        state = ckpt.load_checkpoint(path)
+        if "classes" not in state or "config" not in state:
+            raise TrainError(f"{str(path)!r} is not a checkpoint written by train")
+        config = {**state["config"], "strategy": state.get("strategy")}
+        classes = state["classes"]
+        model = nets.create_model(
+            config["model"], num_classes=len(classes), in_chans=state.get("in_chans")
+        )
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        if missing or any(not k.startswith("aux") for k in unexpected):
+            raise TrainError(f"{str(path)!r} does not match {config['model']}")
+        pre = wts.Preprocessing.from_metadata(state.get("preprocessing", {}))
+    if pre is None:
+        weights = model.pretrained_cfg.get("preprocessing")
+        pre = weights or _preprocessing_for(config.get("model"), config.get("weights"), config)
+    return model.eval(), classes, pre, config
+
+
+def _preprocessing_for(arch: str, weights_spec, config: dict) -> wts.Preprocessing:
+    if config.get("strategy") != "scratch" and (weights_spec or wts.default_tag(arch)):
+        loaded = wts.resolve(arch, weights_spec or "imagenet")
+        if loaded.preprocessing is not None:
+            return loaded.preprocessing
+    return default_preprocessing(nets.get_spec(arch).input_size)
+
+
+@torch.no_grad()
+def evaluate_checkpoint(path: str | os.PathLike, data: str, *, batch_size: int = 64) -> dict:
+    """Top-1, top-5, per-class accuracy and confusion matrix of a trained model on the
+    validation split of ``data`` (the split the run used: same seed and fraction)."""
+    from .engine import evaluate
+
+    model, classes, pre, config = load_trained(path)
+    cfg = TrainConfig.from_dict(config) if config else TrainConfig()
+    split = load_data(data, val_split=cfg.val_split, seed=cfg.seed, max_per_class=cfg.max_per_class)
+    if split.classes != classes:
+        raise TrainError(
+            f"the data's classes {split.classes[:5]}... differ from the model's {classes[:5]}..."
+        )
+    ds = ImageDataset(split.val, eval_transform(pre, model.in_chans), model.in_chans)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate)
+    metrics, skipped = evaluate(
+        model, loader, len(classes), torch.device("cpu"), criterion=nn.CrossEntropyLoss()
+    )
+    metrics["skipped_images"] = skipped
+    metrics["classes"] = classes
+    metrics["report"] = format_metrics(metrics, classes)
+    return metrics
+
+
+def _expand(inputs: list[str]) -> list[str]:
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(
+                str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        else:
+            files.append(item)
+    if not files:
+        raise TrainError("no images to predict")
+    return files
+
+
+@torch.no_grad()
+def predict(
+    path: str | os.PathLike, images: list[str], *, output: str | None = None, top: int = 5
+) -> list[dict]:
+    """Classify image files (directories are searched recursively); write a CSV with
+    ``path,prediction,confidence,top`` when ``output`` is given."""
+    model, classes, pre, _ = load_trained(path)
+    transform = eval_transform(pre, model.in_chans)
+    ds = ImageDataset([(f, 0) for f in _expand(images)], transform, model.in_chans)
+    rows = []
+    for i in range(len(ds)):
+        x, _ = ds[i]
+        file = ds.items[i][0]
+        if x is None:
+            rows.append({"path": file, "prediction": "", "confidence": "", "top": "unreadable"})
+            continue
+        probs = model(x.unsqueeze(0)).float().softmax(1)[0]
+        values, indices = probs.topk(min(top, len(classes)))
+        rows.append(
+            {
+                "path": file,
+                "prediction": classes[int(indices[0])],
+                "confidence": f"{float(values[0]):.4f}",
+                "top": " ".join(
+                    f"{classes[int(j)]}:{float(v):.4f}"
+                    for v, j in zip(values, indices, strict=True)
+                ),
+            }
+        )
+    if output:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["path", "prediction", "confidence", "top"])
+        writer.writeheader()
+        writer.writerows(rows)
+        ckpt.write_text_atomic(Path(output), buf.getvalue())
+    return rows

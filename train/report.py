@@ -1,0 +1,140 @@
+"""Metrics (top-1, top-5, per-class accuracy, confusion matrix), the JSON-lines log, plots."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from weights.io import atomic_write
+
+
+class Meter:
+    """Accumulates a confusion matrix, top-5 hits and the summed loss over batches."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+        self.top5 = 0
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, loss_sum: float) -> None:
+        logits, target = logits.detach().float().cpu(), target.cpu()
+        pred = logits.argmax(1)
+        n = self.confusion.shape[0]
+        self.confusion += torch.bincount(target * n + pred, minlength=n * n).view(n, n)
+        k = min(5, n)
+        self.top5 += int((logits.topk(k, 1).indices == target[:, None]).any(1).sum())
+        self.loss_sum += float(loss_sum)
+        self.count += int(target.numel())
+
+    def all_reduce(self) -> None:
+        """Sum over the processes of a distributed run."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        t = torch.cat(
+            [
+                self.confusion.flatten().double(),
+                torch.tensor([self.top5, self.loss_sum, self.count], dtype=torch.float64),
+            ]
+        )
+        if dist.get_backend() == "nccl":
+            t = t.cuda()
+        dist.all_reduce(t)
+        t = t.cpu()
+        n = self.confusion.numel()
+        self.confusion = t[:n].round().long().view_as(self.confusion)
+        self.top5, self.loss_sum, self.count = int(t[n]), float(t[n + 1]), int(t[n + 2])
+
+    def result(self) -> dict:
+        total = max(self.count, 1)
+        rows = self.confusion.sum(1).clamp(min=1)
+        return {
+            "loss": self.loss_sum / total,
+            "top1": float(self.confusion.diag().sum()) / total,
+            "top5": self.top5 / total,
+            "per_class": (self.confusion.diag().double() / rows).tolist(),
+            "confusion": self.confusion.tolist(),
+            "count": self.count,
+        }
+
+
+def write_json(path: str | os.PathLike, obj: object) -> None:
+    text = json.dumps(obj, indent=2)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+
+
+def append_jsonl(path: str | os.PathLike, obj: object) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj) + "\n")
+
+
+def plot_curves(history: list[dict], out: Path) -> list[Path]:
+    """loss.png and accuracy.png from the per-epoch history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    paths = []
+    for name, keys in (
+        ("loss", ("train_loss", "val_loss")),
+        ("accuracy", ("train_top1", "val_top1")),
+    ):
+        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+        for key in keys:
+            ax.plot(epochs, [h.get(key) for h in history], marker="o", ms=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out / f"{name}.png"
+        _save_fig(fig, path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    size = min(12, 2 + 0.45 * n)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    ax.imshow(confusion, cmap="Blues")
+    if n <= 30:
+        ax.set_xticks(range(n), classes, rotation=90)
+        ax.set_yticks(range(n), classes)
+        for i in range(n):
+            for j in range(n):
+                if confusion[i][j]:
+                    ax.text(j, i, str(confusion[i][j]), ha="center", va="center", fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    _save_fig(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _save_fig(fig, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def format_metrics(metrics: dict, classes: list[str]) -> str:
+    lines = [
+        f"top-1 {metrics['top1']:.2%}  top-5 {metrics['top5']:.2%}  ({metrics['count']} images)"
+    ]
+    width = max(len(c) for c in classes)
+    for name, acc in zip(classes, metrics["per_class"], strict=True):
+        lines.append(f"  {name.ljust(width)}  {acc:.1%}")
+    return "\n".join(lines)
