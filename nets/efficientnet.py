@@ -17,7 +17,6 @@ torchvision's ``model.features`` gives. Head: global average pool, dropout, ``fc
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -25,12 +24,12 @@ from typing import NamedTuple
 from torch import nn
 
 from .base import ClassifierHead, Network, init_conv_bn
-from .blocks import ConvNormAct, DepthwiseSeparable, InvertedResidual, SqueezeExcite
+from .blocks import ConvNormAct, SqueezeExcite
 from .efficientnet_lite import (
     BLOCK_ROWS,
-    GROUP_TO_STAGE,
     STAGE_REDUCTIONS,
     BlockRow,
+    mbconv_stages,
     round_filters,
     round_repeats,
 )
@@ -106,35 +105,14 @@ class EfficientNet(Network):
             group += [(out_chs, out_chs, 1, row.expand, row.kernel)] * (repeats - 1)
             plan.append(group)
 
-        total = sum(len(group) for group in plan)
-        stage_blocks: list[list[nn.Module]] = [[] for _ in STAGE_REDUCTIONS]
-        channels = [0] * len(STAGE_REDUCTIONS)
-        index = 0
-        for g, group in enumerate(plan):
-            s = GROUP_TO_STAGE[g]
-            for in_chs, out_chs, stride, expand, kernel in group:
-                # Stochastic depth grows linearly with the block index (torchvision's
-                # 0.2 * i / n); only blocks with a residual ever drop.
-                dp = drop_path_rate * index / total
-                common = dict(act=SiLU, attn=se_layer(in_chs), drop_path=dp, **bn)
-                if expand == 1:
-                    # No expansion conv: depthwise, SE, linear 1x1 (torchvision's MBConv
-                    # without its first layer).
-                    blk = DepthwiseSeparable(
-                        in_chs, out_chs, stride, kernel, pw_act=False, residual=True, **common
-                    )
-                else:
-                    blk = InvertedResidual(in_chs, out_chs, stride, expand, kernel, **common)
-                stage_blocks[s].append(blk)
-                channels[s] = out_chs
-                index += 1
-
-        head_chs = HEAD_EXPANSION * channels[-1]
-        stages: list[nn.Module] = [nn.Sequential(*blocks) for blocks in stage_blocks[:-1]]
-        last = OrderedDict((str(j), blk) for j, blk in enumerate(stage_blocks[-1]))
-        last["conv_head"] = ConvNormAct(channels[-1], head_chs, 1, act=SiLU, **bn)
-        stages.append(nn.Sequential(last))
-        channels[-1] = head_chs
+        # torchvision's head conv has four times the last group's channels.
+        head_chs = HEAD_EXPANSION * plan[-1][-1][1]
+        stages, channels = mbconv_stages(
+            plan,
+            drop_path_rate,
+            lambda in_chs: dict(act=SiLU, attn=se_layer(in_chs), **bn),
+            ConvNormAct(plan[-1][-1][1], head_chs, 1, act=SiLU, **bn),
+        )
         self._set_stages(stages, channels, STAGE_REDUCTIONS)
         self.head = ClassifierHead(head_chs, num_classes, pooling, drop_rate, include_top)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import NamedTuple
 
 from torch import nn
@@ -82,6 +83,48 @@ def round_repeats(repeats: int, depth_mult: float) -> int:
     return int(math.ceil(depth_mult * repeats))
 
 
+Plan = list[list[tuple[int, int, int, int, int]]]  # per group: (in, out, stride, expand, k)
+
+
+def mbconv_stages(
+    plan: Plan,
+    drop_path_rate: float,
+    block_kwargs: Callable[[int], dict],
+    conv_head: nn.Module,
+) -> tuple[list[nn.Module], list[int]]:
+    """The stages of EfficientNet and EfficientNet-Lite from a block plan.
+
+    Groups land in stages by GROUP_TO_STAGE; expand-ratio-1 blocks are DepthwiseSeparable
+    (linear pointwise, residual when shapes allow), the others InvertedResidual; stochastic
+    depth grows linearly with the block index (the TF builder's and torchvision's
+    ``rate * i / n``); the last stage ends with ``conv_head``. ``block_kwargs(in_chs)`` gives
+    each block's padding, activation, BatchNorm and attention arguments.
+    """
+    total = sum(len(group) for group in plan)
+    stage_blocks: list[list[nn.Module]] = [[] for _ in STAGE_REDUCTIONS]
+    channels = [0] * len(STAGE_REDUCTIONS)
+    index = 0
+    for g, group in enumerate(plan):
+        s = GROUP_TO_STAGE[g]
+        for in_chs, out_chs, stride, expand, kernel in group:
+            common = dict(drop_path=drop_path_rate * index / total, **block_kwargs(in_chs))
+            if expand == 1:
+                blk = DepthwiseSeparable(
+                    in_chs, out_chs, stride, kernel, pw_act=False, residual=True, **common
+                )
+            else:
+                blk = InvertedResidual(in_chs, out_chs, stride, expand, kernel, **common)
+            stage_blocks[s].append(blk)
+            channels[s] = out_chs
+            index += 1
+    stages: list[nn.Module] = [nn.Sequential(*blocks) for blocks in stage_blocks[:-1]]
+    last = OrderedDict((str(j), blk) for j, blk in enumerate(stage_blocks[-1]))
+    last["conv_head"] = conv_head
+    stages.append(nn.Sequential(last))
+    channels[-1] = conv_head.out_chs
+    return stages, channels
+
+
 class EfficientNetLite(Network):
     first_conv = "stem.conv"
 
@@ -116,31 +159,12 @@ class EfficientNetLite(Network):
             group += [(out_chs, out_chs, 1, row.expand, row.kernel)] * (repeats - 1)
             plan.append(group)
 
-        total = sum(len(group) for group in plan)
-        stage_blocks: list[list[nn.Module]] = [[] for _ in STAGE_REDUCTIONS]
-        channels = [0] * len(STAGE_REDUCTIONS)
-        index = 0
-        for g, group in enumerate(plan):
-            s = GROUP_TO_STAGE[g]
-            for in_chs, out_chs, stride, expand, kernel in group:
-                # Drop-connect grows linearly with the block index, as in the TF builder.
-                dp = drop_path_rate * index / total
-                common = dict(padding="same", act=ReLU6, drop_path=dp, **bn)
-                if expand == 1:
-                    blk = DepthwiseSeparable(
-                        in_chs, out_chs, stride, kernel, pw_act=False, residual=True, **common
-                    )
-                else:
-                    blk = InvertedResidual(in_chs, out_chs, stride, expand, kernel, **common)
-                stage_blocks[s].append(blk)
-                channels[s] = out_chs
-                index += 1
-
-        stages: list[nn.Module] = [nn.Sequential(*blocks) for blocks in stage_blocks[:-1]]
-        last = OrderedDict((str(j), blk) for j, blk in enumerate(stage_blocks[-1]))
-        last["conv_head"] = ConvNormAct(channels[-1], HEAD_CHS, 1, act=ReLU6, **bn)
-        stages.append(nn.Sequential(last))
-        channels[-1] = HEAD_CHS
+        stages, channels = mbconv_stages(
+            plan,
+            drop_path_rate,
+            lambda in_chs: dict(padding="same", act=ReLU6, **bn),
+            ConvNormAct(plan[-1][-1][1], HEAD_CHS, 1, act=ReLU6, **bn),
+        )
         self._set_stages(stages, channels, STAGE_REDUCTIONS)
         self.head = ClassifierHead(HEAD_CHS, num_classes, pooling, drop_rate, include_top)
 
