@@ -422,10 +422,17 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
             ):
                 out_ = train_net(x)
                 loss, logits = compute_loss(out_, y, criterion, cfg.aux_weight)
-            if not torch.isfinite(loss):
+            finite = torch.isfinite(loss.detach()).reshape(1).float()
+            if ctx.distributed:
+                # Every rank must stop together: a rank that stopped alone would leave the
+                # others waiting in the next gradient all-reduce.
+                torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+            if not bool(finite.item()):
                 last = f"{ckpt_path} (epoch {start_epoch_done(history)})" if history else "none"
                 raise TrainError(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; "
+                    f"the loss became {loss.item() if not ctx.distributed else 'non-finite'} "
+                    f"at epoch {epoch + 1}, step {i + 1}"
+                    f"{' on one of the processes' if ctx.distributed else ''}; "
                     f"stopped, the last good checkpoint is kept: {last}"
                 )
             scaler.scale(loss / accum).backward()
