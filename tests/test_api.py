@@ -148,3 +148,19 @@ def test_not_an_image_and_truncated_image(tmp_path):
         load_image(cut)
     with pytest.raises(nets.ImageError, match="does not exist"):
         load_image(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("name", nets.list_models())
+def test_every_registered_model_has_the_anatomy(name):
+    """stem, stages (one FeatureInfo each, strides not decreasing), head with a classifier,
+    and a first conv the in_chans adaptation can find: built on the meta device."""
+    with torch.device("meta"):
+        model = nets.create_model(name)
+    assert isinstance(model, nets.Network)
+    assert isinstance(model.stem, torch.nn.Module) and isinstance(model.head, torch.nn.Module)
+    assert isinstance(model.stages, torch.nn.Sequential)
+    assert [f.stage for f in model.feature_info] == list(range(len(model.stages)))
+    reductions = [f.reduction for f in model.feature_info]
+    assert reductions == sorted(reductions)
+    assert model.get_classifier() is model.head.fc
+    assert f"{model.first_conv}.weight" in model.state_dict()
