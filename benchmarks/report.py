@@ -13,6 +13,7 @@ import torchvision
 COLUMNS = (
     "model", "mode", "input_size", "batch_size", "params", "macs",
     "latency_ms", "tv_latency_ms", "throughput", "tv_throughput", "ratio_throughput",
+    "eager_throughput", "ratio_eager_throughput",
     "train_throughput", "tv_train_throughput", "ratio_train_throughput",
     "peak_infer_mb", "tv_peak_infer_mb", "peak_train_mb", "tv_peak_train_mb", "skipped",
 )  # fmt: skip
@@ -48,12 +49,19 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:
     return "" if v is None else fmt.format(v)
 
 
+def _mode(r: dict) -> str:
+    batch = [v for k, v in r.get("plans", {}).items() if k.startswith(f"{r['batch_size']}x")]
+    return f"{r['mode']} ({batch[0]})" if batch else r["mode"]
+
+
 def markdown(rows: list[dict]) -> str:
     """One line per network and mode; ratios are ours/torchvision speed (> 1: ours faster),
-    median of the interleaved pairs with the 25th-75th percentile spread."""
+    median of the interleaved pairs with the 25th-75th percentile spread. The fast path's
+    rows also give its ratio to our own plain eager model, and its mode says what it chose
+    to run at batch N (a TorchScript graph or the folded eager model)."""
     head = (
         "| model | mode | size | params (M) | GMACs | latency b1 (ms) | tv (ms) | "
-        "img/s bN | tv img/s | ratio | train img/s | tv train | train ratio | "
+        "img/s bN | tv img/s | ratio | vs ours eager | train img/s | tv train | train ratio | "
         "peak MB (infer/train) |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -70,7 +78,7 @@ def markdown(rows: list[dict]) -> str:
             + " | ".join(
                 [
                     r["model"],
-                    r["mode"],
+                    _mode(r),
                     str(r["input_size"]),
                     f"{r['params'] / 1e6:.2f}",
                     f"{r['macs'] / 1e9:.2f}",
@@ -79,6 +87,7 @@ def markdown(rows: list[dict]) -> str:
                     _num(r.get("throughput")),
                     _num(r.get("tv_throughput")),
                     _ratio(r.get("ratio_throughput")),
+                    _ratio(r.get("ratio_eager_throughput")),
                     _num(r.get("train_throughput")),
                     _num(r.get("tv_train_throughput")),
                     _ratio(r.get("ratio_train_throughput")),
@@ -100,7 +109,7 @@ def write(rows: list[dict], out_dir: Path, meta: dict) -> dict[str, Path]:
         w.writeheader()
         for r in rows:
             flat = {k: r.get(k) for k in COLUMNS}
-            for k in ("ratio_throughput", "ratio_train_throughput"):
+            for k in ("ratio_throughput", "ratio_eager_throughput", "ratio_train_throughput"):
                 flat[k] = r[k]["median"] if r.get(k) else None
             if r.get("ratio_throughput"):
                 flat["ratio_p25"] = r["ratio_throughput"]["p25"]

@@ -16,7 +16,7 @@ from nets.inference import optimize_for_inference
 
 from . import memory
 from .models import build_pair, input_size
-from .timing import Samples, interleaved, ratio_stats
+from .timing import interleaved, ratio_stats
 
 MODES = ("eager", "channels_last", "bf16", "compile", "fast")
 DEFAULT_MODES = {"cpu": ("eager", "channels_last", "fast"), "cuda": MODES}
@@ -79,20 +79,18 @@ def _train_fn(model: nn.Module, x: torch.Tensor, mode: str, device: torch.device
     return run
 
 
-def _throughput(samples: Samples, batch: int) -> float:
-    return batch / samples.median
-
-
-def _pair_figures(fns: list[Callable], batch: int, settings: Settings, key: str, row: dict) -> None:
-    """Time ours (and theirs) interleaved; store medians and the ratio in ``row``."""
+def _pair_figures(
+    fns: list[Callable], prefixes: list[str], batch: int, settings: Settings, key: str, row: dict
+) -> None:
+    """Time ``fns`` interleaved, the first being ours; store the medians in ``row`` under
+    ``prefix + key`` and, for each of the others, the ratio ours/it as ``ratio_`` + prefix."""
     samples = interleaved(fns, settings.device, repeats=settings.repeats)
     scale = (lambda s: s.median * 1000) if key == "latency_ms" else (lambda s: batch / s.median)
-    row[key] = scale(samples[0])
-    row[f"{key}_samples"] = samples[0].seconds
-    if len(samples) > 1:
-        row[f"tv_{key}"] = scale(samples[1])
-        row[f"tv_{key}_samples"] = samples[1].seconds
-        row[f"ratio_{key}"] = ratio_stats(samples[0], samples[1])
+    for prefix, s in zip(prefixes, samples, strict=True):
+        row[f"{prefix}{key}"] = scale(s)
+        row[f"{prefix}{key}_samples"] = s.seconds
+        if prefix:
+            row[f"ratio_{prefix.replace('tv_', '')}{key}"] = ratio_stats(samples[0], s)
 
 
 def measure_model(name: str, settings: Settings, log: Callable[[str], None] = print) -> list[dict]:
@@ -134,19 +132,26 @@ def measure_model(name: str, settings: Settings, log: Callable[[str], None] = pr
         ours = prepare(ours, mode, _convert(xb, mode), ours=True)
         if theirs is not None:
             theirs = prepare(theirs, mode, _convert(xb, mode), ours=False)
-        models = [m for m in (ours, theirs) if m is not None]
+        models, prefixes = [ours], [""]
+        if theirs is not None:
+            models, prefixes = [ours, theirs], ["", "tv_"]
+        if mode == "fast":  # also against our own plain eager model, for every network
+            models.append(copy.deepcopy(base_ours).to(device).eval())
+            prefixes.append("eager_")
         for key, x, n in (("latency_ms", x1, 1), ("throughput", xb, batch)):
             x = _convert(x, mode)
             fns = [_infer_fn(m, x, mode, device) for m in models]
-            _pair_figures(fns, n, settings, key, row)
-        if mode != "fast":  # the fast path is inference-only
+            _pair_figures(fns, prefixes, n, settings, key, row)
+        if mode == "fast":
+            row["plans"] = {"x".join(map(str, k[0])): v for k, v in ours.plans.items()}
+        else:  # the fast path is inference-only
             trained = (
                 [copy.deepcopy(m).train() for m in models]
                 if mode != "compile"
                 else [m.train() for m in models]
             )
             fns = [_train_fn(m, _convert(xb, mode), mode, device) for m in trained]
-            _pair_figures(fns, batch, settings, "train_throughput", row)
+            _pair_figures(fns, prefixes, batch, settings, "train_throughput", row)
             if settings.memory and device.type == "cuda":
                 row["peak_train_mb"] = memory.cuda_peak(fns[0], device)
             del trained

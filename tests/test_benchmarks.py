@@ -35,17 +35,25 @@ def test_smoke_run_writes_the_report(tmp_path, capsys):
         assert eager[key] > 0 and eager[f"tv_{key}"] > 0
         assert set(eager[f"ratio_{key}"]) == {"median", "p25", "p75"}
     assert {"peak_infer_mb", "peak_train_mb", "tv_peak_infer_mb", "tv_peak_train_mb"} <= set(eager)
-    assert rows["fast"]["throughput"] > 0 and "train_throughput" not in rows["fast"]
+    fast = rows["fast"]
+    assert fast["throughput"] > 0 and "train_throughput" not in fast
+    assert fast["tv_throughput"] > 0 and fast["eager_throughput"] > 0  # both references
+    assert set(fast["ratio_eager_throughput"]) == {"median", "p25", "p75"}
+    assert set(fast["plans"]) == {"1x3x32x32", "2x3x32x32"}
+    assert set(fast["plans"].values()) <= {"torchscript", "eager"}
+    assert f"| fast ({fast['plans']['2x3x32x32']}) |" in table
 
 
 def test_model_without_twin_and_skipped_mode(tmp_path):
     out = tmp_path / "res"
-    argv = ["lenet5", "--batch-size", "2", "--repeats", "1", "--modes", "eager", "bf16"]
+    argv = ["lenet5", "--batch-size", "2", "--repeats", "1", "--modes", "eager", "bf16", "fast"]
     assert cli.main([*argv, "--no-memory", "--no-charts", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    eager, bf16 = rows
+    eager, bf16, fast = rows
     assert not eager["torchvision"] and "tv_throughput" not in eager
     assert "CUDA" in bf16["skipped"]
+    # no torchvision twin: the fast path is still measured against our eager model
+    assert "tv_throughput" not in fast and fast["ratio_eager_throughput"]["median"] > 0
 
 
 def test_twins_come_from_the_weights_registry():

@@ -47,13 +47,13 @@ def _one_per_family() -> list[str]:
     return sorted(firsts.values())
 
 
-def _check(name: str, script: bool) -> None:
+def _check(name: str, backend: str) -> None:
     torch.manual_seed(0)
     model = randomize_bn(nets.create_model(name)).eval()
     x = _input(model)
     with torch.no_grad():
         want = model(x)
-    fast = optimize_for_inference(model, script=script)
+    fast = optimize_for_inference(model, backend=backend)
     with torch.no_grad():
         got, got1 = fast(x), fast(x[:1])  # another shape: a second graph (or eager)
         try:
@@ -76,14 +76,14 @@ def _check(name: str, script: bool) -> None:
 @pytest.mark.parametrize("name", _all_models())
 def test_folded_model_gives_the_plain_outputs(name):
     """BatchNorm folding and the eval-time simplifications, on every registered model."""
-    _check(name, script=False)
+    _check(name, backend="eager")
 
 
 @pytest.mark.parametrize("name", _one_per_family())
 def test_fast_path_gives_the_plain_outputs(name):
     """The whole fast path (folding, then the frozen oneDNN graphs on the CPU), on one model
     of every family: tracing is slow, and the graph passes are the same for every member."""
-    _check(name, script=True)
+    _check(name, backend="torchscript")
 
 
 def test_densenet_folds_only_the_bn_after_a_conv():
@@ -120,11 +120,32 @@ def test_transform_input_is_kept():
 def test_eager_only_and_channels_last_options():
     model = randomize_bn(nets.create_model("mobilenet_v2")).eval()
     x = torch.randn(2, 3, 64, 64)
-    fast = optimize_for_inference(model, script=False, channels_last=True)
+    fast = optimize_for_inference(model, backend="eager", channels_last=False)
     with torch.no_grad():
         _assert_same(fast(x), model(x))
+    assert fast.model.stem.conv.weight.is_contiguous()
+    assert not fast._graphs and not fast.plans  # eager only: nothing traced
+
+
+def test_auto_backend_times_both_and_records_its_choice():
+    """``auto`` traces a graph per shape, times it against eager, keeps one and says which;
+    either way the outputs are the plain model's."""
+    model = randomize_bn(nets.create_model("mobilenet_v2")).eval()
+    fast = optimize_for_inference(model)
     assert fast.model.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert not fast._graphs  # eager only
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        _assert_same(fast(x), model(x))
+        _assert_same(fast(x[:1]), model(x[:1]))
+    assert [k[0] for k in fast.plans] == [(2, 3, 64, 64), (1, 3, 64, 64)]
+    assert set(fast.plans.values()) <= {"torchscript", "eager"}
+    for key, plan in fast.plans.items():
+        assert (fast._graphs[key] is None) == (plan == "eager")
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend must be one of auto, torchscript, eager"):
+        optimize_for_inference(nets.create_model("lenet5"), backend="jit")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
