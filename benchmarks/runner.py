@@ -143,7 +143,7 @@ def measure_model(name: str, settings: Settings, log: Callable[[str], None] = pr
             fns = [_infer_fn(m, x, mode, device) for m in models]
             _pair_figures(fns, prefixes, n, settings, key, row)
         if mode == "fast":
-            row["plans"] = {"x".join(map(str, k[0])): v for k, v in ours.plans.items()}
+            row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
         else:  # the fast path is inference-only
             trained = (
                 [copy.deepcopy(m).train() for m in models]

@@ -186,7 +186,7 @@ class InferenceModel(nn.Module):
         self.model = model
         self.backend = backend
         self._graphs: OrderedDict[tuple, torch.jit.ScriptModule | None] = OrderedDict()
-        self.plans: dict[tuple, str] = {}  # input key -> "torchscript" | "eager"
+        self._plans: dict[tuple, str] = {}  # input key -> "torchscript" | "eager"
 
     def __getattr__(self, name: str):  # noqa: ANN204
         try:
@@ -206,11 +206,16 @@ class InferenceModel(nn.Module):
             if graph is not None and self.backend == "auto" and not self._faster(graph, x):
                 graph = None
             self._graphs[key] = graph
-            self.plans[key] = "eager" if graph is None else "torchscript"
+            self._plans[key] = "eager" if graph is None else "torchscript"
             if len(self._graphs) > self.max_graphs:
-                del self.plans[self._graphs.popitem(last=False)[0]]
+                del self._plans[self._graphs.popitem(last=False)[0]]
         self._graphs.move_to_end(key)
         return self._graphs[key]
+
+    @property
+    def plans(self) -> dict[tuple[int, ...], str]:
+        """What runs each input shape seen so far: ``"torchscript"`` or ``"eager"``."""
+        return {key[0]: plan for key, plan in self._plans.items()}
 
     def _faster(self, graph: torch.jit.ScriptModule, x: torch.Tensor) -> bool:
         """Whether ``graph`` runs ``x`` faster than the eager model: both were run once by
