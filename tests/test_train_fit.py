@@ -77,6 +77,35 @@ def test_lenet5_from_scratch_on_digits_reaches_97_percent(tmp_path):
     assert [r.split(",")[1] for r in rows[1:]] == [str(int(labels[i])) for i in range(3)]
 
 
+@pytest.mark.parametrize(
+    "options, dtype",
+    [
+        (dict(amp="bf16"), "bfloat16"),
+        (dict(amp="fp16", clip_grad=1.0, accum_steps=2), "float16"),  # the gradient scaler
+        (dict(channels_last=True), None),
+        (dict(compile=True), None),
+    ],
+    ids=["bf16", "fp16-scaler-clip-accum", "channels-last", "compile"],
+)
+def test_loop_options_train_on_the_cpu(tmp_path, capsys, options, dtype):
+    """The options a GPU run uses, run on the CPU (autocast, the fp16 gradient scaler with
+    unscaling for clipping, channels_last, torch.compile): LeNet-5 still learns the digits
+    and its export loads into a plain model."""
+    out = tmp_path / "run"
+    res = train.fit(model="lenet5", data="digits", strategy="scratch", epochs=8,
+                    max_per_class=60, num_workers=0, progress=False, out=str(out),
+                    **options)  # fmt: skip
+    header = next(ln for ln in capsys.readouterr().out.splitlines() if "process(es)" in ln)
+    assert header.endswith(f"| {dtype}") if dtype else "float16" not in header, header
+    assert res["top1"] >= 0.8, res["top1"]
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert set(state["model"]) == set(nets.create_model("lenet5").state_dict())
+    if options.get("amp") == "fp16":
+        assert state["scaler"]["scale"] > 0  # the scaler ran and its state is resumable
+    model = nets.create_model("lenet5", weights=str(out / "best.safetensors")).eval()
+    assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+
+
 def test_linear_probe_caches_features_equal_to_a_fresh_forward(tmp_path, lite0_imagenet):
     cache = tmp_path / "cache"
     res = train.fit(model=LITE0, strategy="linear-probe", epochs=3, cache_dir=str(cache),
@@ -202,6 +231,29 @@ def test_two_process_gloo_run(tmp_path):
     log = (out / "log.jsonl").read_text().splitlines()
     assert len(log) == 3  # written by rank 0 only
     assert proc.stdout.count("best epoch") == 1
+
+
+def test_two_process_linear_probe_equals_one_process(tmp_path):
+    """Every rank trains the same head on the same cached features: two processes give the
+    single process's metrics and head exactly, each validation image counted once."""
+    cache = tmp_path / "cache"
+    args = ["-m", "train", "fit", "--model", LITE0, "--data", "digits", "--strategy",
+            "linear-probe", "--epochs", "4", "--max-per-class", "3", "--num-workers", "0",
+            "--no-progress", "--cache-dir", str(cache)]  # fmt: skip
+    env = {"OMP_NUM_THREADS": "1"}  # the same kernels in both runs, bit for bit
+    run_module(*args, "--out", str(tmp_path / "one"), env=env)
+    proc = run_module("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                      *args, "--out", str(tmp_path / "two"), env=env)  # fmt: skip
+    assert "2 process(es) on cpu" in proc.stdout and "features: cached" in proc.stdout
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["world_size"] == 2 and two["val_images"] == one["val_images"] == 30
+    for key in ("top1", "top5", "per_class", "confusion", "best_epoch"):
+        assert one[key] == two[key], key
+    wa = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
+    wb = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)["model"]
+    for k in ("head.fc.weight", "head.fc.bias"):
+        assert torch.equal(wa[k], wb[k]), k
 
 
 def test_resume_with_other_classes_or_model_is_a_one_line_error(tmp_path, capsys):

@@ -393,7 +393,10 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     stopped_early = False
     for epoch in range(start_epoch, epochs):
         t0 = time.time()
-        seed_epoch(cfg.seed, epoch, ctx.rank)
+        # A distributed linear probe trains the same head on the same cached features in
+        # every process (the head is tiny next to the backbone pass that made the cache),
+        # so every rank draws the same random numbers and the head stays identical.
+        seed_epoch(cfg.seed, epoch, 0 if probe else ctx.rank)
         gen.manual_seed(cfg.seed * 7919 + epoch)
         if train_sampler is not None:
             train_sampler.set_epoch(epoch)
