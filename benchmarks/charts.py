@@ -66,17 +66,20 @@ def accuracy_vs_cost(points: list[dict], path: Path) -> Path:
 
 
 def throughput_bars(rows: list[dict], path: Path) -> Path:
-    """Inference throughput at batch N per network: ours in each mode beside torchvision
-    eager, each bar labelled with its ratio to torchvision eager."""
+    """Inference throughput at batch N per network, horizontal bars (one group per network,
+    so the chart grows downwards with the number of networks): torchvision eager where it
+    has the network, then ours in each mode. Each of ours is labelled with the paired ratio
+    of the table: to torchvision in the same mode (the fast path: to torchvision eager), or,
+    for the fast path of a network torchvision lacks, to our own eager model ("e")."""
     rows = [r for r in rows if r.get("throughput") and not r.get("skipped")]
     models = list(dict.fromkeys(r["model"] for r in rows))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     series = [("torchvision eager", None)] + [(f"ours {m}", m) for m in modes]
-    fig, ax = plt.subplots(figsize=(max(6, 1.0 + 1.6 * len(models) * len(series) / 3), 5))
-    width = 0.8 / len(series)
+    height = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(9, 1.5 + 0.16 * len(models) * len(series)))
     cmap = plt.get_cmap("tab10")
     for j, (label, mode) in enumerate(series):
-        xs, ys, ratios = [], [], []
+        ys, xs, notes = [], [], []
         for i, model in enumerate(models):
             by_mode = {r["mode"]: r for r in rows if r["model"] == model}
             eager = by_mode.get("eager") or next(iter(by_mode.values()))
@@ -84,24 +87,36 @@ def throughput_bars(rows: list[dict], path: Path) -> Path:
             value = tv if mode is None else by_mode.get(mode, {}).get("throughput")
             if value is None:
                 continue
-            xs.append(i + (j - (len(series) - 1) / 2) * width)
-            ys.append(value)
-            ratios.append(value / tv if tv else None)
-        bars = ax.bar(xs, ys, width, label=label, color="lightgray" if mode is None else cmap(j))
-        for bar, ratio in zip(bars, ratios, strict=True):
-            if ratio is not None and mode is not None:
-                ax.annotate(f"{ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7, rotation=90,
-                            xytext=(0, 2), textcoords="offset points")  # fmt: skip
+            ys.append(i + (j - (len(series) - 1) / 2) * height)
+            xs.append(value)
+            row = by_mode.get(mode, {})
+            if row.get("ratio_throughput"):
+                notes.append(f"{row['ratio_throughput']['median']:.2f}x")
+            elif row.get("ratio_eager_throughput"):
+                notes.append(f"{row['ratio_eager_throughput']['median']:.2f}x e")
+            else:
+                notes.append("")
+        bars = ax.barh(ys, xs, height, label=label,
+                       color="lightgray" if mode is None else cmap(j))  # fmt: skip
+        for bar, note in zip(bars, notes, strict=True):
+            if note:
+                ax.annotate(note, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                            va="center", fontsize=6, xytext=(2, 0),
+                            textcoords="offset points")  # fmt: skip
     device = rows[0]["device"] if rows else ""
     batch = rows[0]["batch_size"] if rows else ""
-    ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
-    ax.set_ylabel(f"images/s, batch {batch}")
-    ax.set_yscale("log")
-    ax.set_title(f"Inference throughput on {device} (labels: ratio to torchvision eager)")
-    ax.legend(fontsize=8)
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.margins(y=0.15)
+    ax.set_yticks(range(len(models)), models, fontsize=8)
+    ax.invert_yaxis()  # the first network at the top, as in the table
+    ax.set_xlabel(f"images/s, batch {batch} (log scale)")
+    ax.set_xscale("log")
+    ax.set_title(
+        f"Inference throughput on {device}\n(labels: ours/torchvision, same mode; fast: "
+        'against torchvision eager, or "e": against ours eager where torchvision lacks it)',
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.margins(x=0.12)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
