@@ -46,10 +46,12 @@ def test_smoke_run_writes_the_report(tmp_path, capsys):
 
 def test_model_without_twin_and_skipped_mode(tmp_path):
     out = tmp_path / "res"
-    argv = ["lenet5", "--batch-size", "2", "--repeats", "1", "--modes", "eager", "bf16", "fast"]
+    modes = ["eager", "bf16", "fast", "compile"]
+    argv = ["lenet5", "--batch-size", "2", "--repeats", "1", "--modes", *modes]
     assert cli.main([*argv, "--no-memory", "--no-charts", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    eager, bf16, fast = rows
+    eager, bf16, fast, compiled = rows
+    assert compiled["throughput"] > 0 and compiled["train_throughput"] > 0  # torch.compile
     assert not eager["torchvision"] and "tv_throughput" not in eager
     assert "CUDA" in bf16["skipped"]
     # no torchvision twin: the fast path is still measured against our eager model
