@@ -185,8 +185,8 @@ class InferenceModel(nn.Module):
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.model = model
         self.backend = backend
+        # input key -> its graph, or None where the eager model runs that input
         self._graphs: OrderedDict[tuple, torch.jit.ScriptModule | None] = OrderedDict()
-        self._plans: dict[tuple, str] = {}  # input key -> "torchscript" | "eager"
 
     def __getattr__(self, name: str):  # noqa: ANN204
         try:
@@ -206,16 +206,15 @@ class InferenceModel(nn.Module):
             if graph is not None and self.backend == "auto" and not self._faster(graph, x):
                 graph = None
             self._graphs[key] = graph
-            self._plans[key] = "eager" if graph is None else "torchscript"
             if len(self._graphs) > self.max_graphs:
-                del self._plans[self._graphs.popitem(last=False)[0]]
+                self._graphs.popitem(last=False)
         self._graphs.move_to_end(key)
         return self._graphs[key]
 
     @property
     def plans(self) -> dict[tuple[int, ...], str]:
         """What runs each input shape seen so far: ``"torchscript"`` or ``"eager"``."""
-        return {key[0]: plan for key, plan in self._plans.items()}
+        return {key[0]: "eager" if g is None else "torchscript" for key, g in self._graphs.items()}
 
     def _faster(self, graph: torch.jit.ScriptModule, x: torch.Tensor) -> bool:
         """Whether ``graph`` runs ``x`` faster than the eager model: both were run once by

@@ -139,8 +139,8 @@ def test_auto_backend_times_both_and_records_its_choice():
         _assert_same(fast(x[:1]), model(x[:1]))
     assert list(fast.plans) == [(2, 3, 64, 64), (1, 3, 64, 64)]
     assert set(fast.plans.values()) <= {"torchscript", "eager"}
-    for key, plan in fast._plans.items():
-        assert (fast._graphs[key] is None) == (plan == "eager")
+    for key, graph in fast._graphs.items():
+        assert isinstance(graph, torch.jit.ScriptModule) == (fast.plans[key[0]] == "torchscript")
 
 
 def test_unknown_backend_is_refused():
