@@ -61,13 +61,20 @@ def _check(name: str, backend: str) -> None:
             _assert_same(got1, want[:1])
         except AssertionError:
             # Deep random networks (SE-ResNet-152) amplify float32 rounding so much that the
-            # plain model itself is percent-level off its float64 result: then the fast path
-            # must be no further from float64 than the plain float32 model is.
-            exact = copy.deepcopy(model).double()(x.double())
+            # plain model itself is percent-level off its float64 result, and how far the
+            # folded float32 model lands depends on the CPU's kernels. Then folding is checked
+            # where rounding stays small: in float64, folded against plain (the same amplification
+            # of float64 rounding reaches about 1e-9 of the scale; a folding error is order 1).
+            model64 = copy.deepcopy(model).double()
+            exact = model64(x.double())
             plain_err = (want.double() - exact).abs().max()
-            fast_err = (got.double() - exact).abs().max()
             assert plain_err > 1e-3 * exact.abs().max(), "not a rounding-amplifying network"
-            assert fast_err <= 2 * plain_err, (float(fast_err), float(plain_err))
+            if backend != "eager":
+                raise
+            fast64 = optimize_for_inference(model64, backend="eager")
+            torch.testing.assert_close(
+                fast64(x.double()), exact, rtol=1e-6, atol=1e-6 * exact.abs().max().item()
+            )
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.model.modules()) or (
         nets.get_spec(name).family == "densenet"
     )  # DenseNet's pre-activation BatchNorms read a concatenation, not a conv
