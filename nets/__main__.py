@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (NetsError, wts.WeightsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {wts.one_line(exc, 1000)}", file=sys.stderr)
         return 2
 
 

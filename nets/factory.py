@@ -102,6 +102,9 @@ def load_pretrained(
 
     counters = [k for k in expected if k.endswith(".num_batches_tracked")]
     wts.check_state_dict(arch, loaded.origin, expected, state_dict, optional=counters)
+    # An integer tensor copied into a float parameter would load silently as garbage;
+    # half and double precision are cast by load_state_dict.
+    wts.check_dtypes(state_dict, loaded.origin, {k: v.dtype for k, v in model.state_dict().items()})
     # Complete check done above; only BatchNorm counters and a replaced classifier remain.
     model.load_state_dict(state_dict, strict=False)
     model.pretrained_cfg.update(

@@ -9,12 +9,24 @@ from .errors import (
     ChecksumError,
     CorruptCheckpointError,
     DownloadError,
+    DtypeError,
     IncompatibleCheckpointError,
+    TrainingCheckpointError,
     UnknownTagError,
+    UnsafeCheckpointError,
     WeightsError,
+    one_line,
 )
 from .imagenet import categories, decode_predictions
-from .io import read_checkpoint, save_safetensors, sha256_of, sniff_format
+from .io import (
+    check_dtypes,
+    dtype_counts,
+    load_pickle,
+    read_checkpoint,
+    save_safetensors,
+    sha256_of,
+    sniff_format,
+)
 from .loading import LoadedWeights, adapt_input_conv, check_state_dict, resolve
 from .preprocess import transforms
 from .registry import Preprocessing, WeightTag, default_tag, get_tag, list_tags, tags_for
@@ -25,20 +37,27 @@ __all__ = [
     "ChecksumError",
     "CorruptCheckpointError",
     "DownloadError",
+    "DtypeError",
     "IncompatibleCheckpointError",
     "LoadedWeights",
     "Preprocessing",
+    "TrainingCheckpointError",
     "UnknownTagError",
+    "UnsafeCheckpointError",
     "WeightTag",
     "WeightsError",
     "adapt_input_conv",
     "cache_dir",
     "categories",
+    "check_dtypes",
     "check_state_dict",
     "decode_predictions",
     "default_tag",
+    "dtype_counts",
     "get_tag",
     "list_tags",
+    "load_pickle",
+    "one_line",
     "read_checkpoint",
     "resolve",
     "save_safetensors",

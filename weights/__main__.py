@@ -12,8 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .convert import NETS, UNKNOWN, detect_source, to_ours
-from .errors import WeightsError
-from .io import read_checkpoint, save_safetensors, sha256_of, sniff_format
+from .errors import DtypeError, WeightsError, one_line
+from .io import (
+    check_dtypes,
+    dtype_counts,
+    read_checkpoint,
+    save_safetensors,
+    sha256_of,
+    sniff_format,
+)
 from .loading import _tag_of_file
 from .registry import default_tag, get_tag, list_tags
 from .store import fetch, metadata_for
@@ -41,8 +48,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "sha256": sha256_of(path),
         "tensors": len(state_dict),
         "values": params,
+        "dtypes": dtype_counts(state_dict),
         "metadata": meta,
     }
+    try:
+        info["cast_on_loading"] = check_dtypes(state_dict, repr(str(path)))
+    except DtypeError as exc:
+        info["refused_on_loading"] = str(exc)
     if args.keys:
         info["keys"] = {k: list(v.shape) for k, v in state_dict.items()}
     print(json.dumps(info, indent=2))
@@ -75,12 +87,45 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         source_sha256=sha256_of(path),
         tag=tag,
     )
-    save_safetensors(state_dict, args.output, out_meta)
+    check_dtypes(state_dict, repr(str(path)))
+    save_safetensors(
+        state_dict, args.output, out_meta, check=lambda tmp: _loads_into(args.arch, tmp, source)
+    )
     print(
         f"{path} ({source}) -> {args.output}: {len(state_dict)} tensors for {args.arch}"
         f"{f', preprocessing of {tag.name}' if tag else ''}"
     )
     return 0
+
+
+def _loads_into(arch: str, file: str, source: str) -> None:
+    """Load the converted ``file`` into ``arch`` (shapes only, on the meta device), strictly:
+    a file that would not load is never written. A different classifier size, a headless
+    (notop) file and another input channel count are what ``create_model`` accepts too."""
+    import warnings
+
+    import torch
+
+    # The command line sits above both packages: verifying needs the architecture, which
+    # lives in nets. The library modules of weights never import nets.
+    import nets
+
+    try:
+        with torch.device("meta"):
+            plain = nets.create_model(arch)
+        state_dict, _ = read_checkpoint(file)
+        first = state_dict.get(f"{plain.first_conv}.weight")
+        include_top = any(k.startswith("head.") for k in state_dict)
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")  # copies into meta tensors are no-ops, by design
+            nets.create_model(
+                arch, weights=file, include_top=include_top,
+                in_chans=first.shape[1] if first is not None and first.dim() == 4 else None,
+            )  # fmt: skip
+    except nets.NetsError as exc:
+        raise WeightsError(
+            f"the converted {source} file does not load into {arch!r}: {exc}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,11 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except WeightsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (WeightsError, OSError) as exc:
+        print(f"error: {one_line(exc, 1000)}", file=sys.stderr)
         return 2
 
 

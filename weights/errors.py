@@ -5,6 +5,18 @@ Each carries a complete one-line message; the command lines print it and exit wi
 
 from __future__ import annotations
 
+import re
+
+# ANSI escape sequences (colour, bold, cursor moves) and other control characters: some
+# library messages carry them, and they must never reach a user's terminal from a file.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` as one printable line: escape codes dropped, whitespace collapsed, cut."""
+    clean = " ".join(_ESCAPES.sub("", str(text)).split())
+    return clean if len(clean) <= limit else clean[: limit - 3].rstrip() + "..."
+
 
 class WeightsError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -23,6 +35,18 @@ class CheckpointFormatError(WeightsError):
 
 class CorruptCheckpointError(WeightsError):
     """A checkpoint file that is truncated or damaged."""
+
+
+class UnsafeCheckpointError(CheckpointFormatError):
+    """A pickle that asks to import or call Python code: refused, and never executed."""
+
+
+class TrainingCheckpointError(CheckpointFormatError):
+    """The trainer's ``checkpoint.pt`` (for ``--resume``) where model weights were expected."""
+
+
+class DtypeError(WeightsError):
+    """A tensor whose dtype cannot stand for the parameter it is loaded into."""
 
 
 class ChecksumError(WeightsError):

@@ -3,8 +3,12 @@
 The format is recognised from the first bytes of the file, never from its name:
 safetensors (8-byte little-endian header length, then a JSON header), a PyTorch zip
 archive (``PK\\x03\\x04``, what ``torch.save`` writes since 1.6) or a legacy PyTorch
-pickle (protocol 2 header, ``\\x80\\x02``). Pickles are read only with
-``weights_only=True`` and ``map_location="cpu"``.
+pickle (protocol 2 header, ``\\x80\\x02``).
+
+Every pickle the project reads goes through ``load_pickle``, the one call of ``torch.load``
+in the package: ``weights_only=True`` (PyTorch's restricted unpickler: tensors, numbers,
+strings, lists, tuples and dicts, never an import or a call) and ``map_location="cpu"``. A
+file that asks for anything else is refused with ``UnsafeCheckpointError``, unexecuted.
 """
 
 from __future__ import annotations
@@ -12,14 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import struct
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointFormatError, CorruptCheckpointError
+from .errors import (
+    CheckpointFormatError,
+    CorruptCheckpointError,
+    DtypeError,
+    TrainingCheckpointError,
+    UnsafeCheckpointError,
+    one_line,
+)
 
 StateDict = dict[str, torch.Tensor]
 
@@ -37,6 +51,10 @@ KERAS_H5 = "keras-h5"
 
 # Containers that training scripts wrap state dicts in; unwrapped in this order.
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "ema", "module")
+# The ``format`` entry of the trainer's own ``checkpoint.pt`` (train/checkpoint.py).
+TRAIN_CHECKPOINT = "nets-train-checkpoint"
+# Dtypes a float parameter may be stored in: cast to the parameter's dtype when loaded.
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -84,17 +102,76 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[StateDict, dict[str, str]]
         return _read_safetensors(name)
     if fmt == HDF5:
         return read_keras_h5(name)
+    obj = load_pickle(name)
+    if is_training_checkpoint(obj):
+        folder = os.path.dirname(name) or "."
+        raise TrainingCheckpointError(
+            f"{name!r} is a training checkpoint of python -m train (optimizer state, for "
+            f"--resume), not model weights: use {os.path.join(folder, 'best.safetensors')!r}, "
+            f"or python -m train predict/eval --checkpoint {name}"
+        )
+    return _unwrap(obj, name), {}
+
+
+def _reason(exc: BaseException) -> str:
+    return one_line(exc, 160) or type(exc).__name__
+
+
+# What PyTorch's weights-only unpickler says when a file asks for an import or a call (as
+# opposed to a damaged file, which fails with EOFError, a zip error or a bad opcode).
+_UNSAFE = re.compile(
+    r"Unsupported global|not an allowed global|unrecognized function|"
+    r"Can only (?:build|create|persistent)"
+)
+
+
+def load_pickle(path: str | os.PathLike) -> object:
+    """The object in a PyTorch file (zip or legacy pickle), unpickled without running code.
+
+    ``weights_only=True``: only tensors and plain data come back. A file that asks the
+    unpickler to import or call anything (a ``__reduce__`` payload, a pickled class) raises
+    ``UnsafeCheckpointError`` before any of it runs; a damaged file raises
+    ``CorruptCheckpointError``.
+    """
+    name = str(path)
     try:
         # A file object, not the name: torch.load routes "*.safetensors" names to safetensors
         # whatever they contain, and the format here is decided by content alone.
-        with open(name, "rb") as f:
-            obj = torch.load(f, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch warns about odd pickle protocols in damaged files; the error says it all.
+        with open(name, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if _UNSAFE.search(text):
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            what = f" (it imports {found.group(1)})" if found else ""
+            raise UnsafeCheckpointError(
+                f"{name!r} is a pickle that asks to run Python code or build objects other "
+                f"than tensors and plain data{what}; refused without running it. Load only "
+                "files you trust, and prefer .safetensors"
+            ) from None
         raise CorruptCheckpointError(
-            f"checkpoint {name!r} is truncated or corrupted ({reason})"
+            f"checkpoint {name!r} is truncated or corrupted ({_reason(exc)})"
         ) from None
-    return _unwrap(obj, name), {}
+    except OSError as exc:
+        raise CorruptCheckpointError(
+            f"checkpoint {name!r} cannot be read ({_reason(exc)})"
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ... for damaged files
+        raise CorruptCheckpointError(
+            f"checkpoint {name!r} is truncated or corrupted ({_reason(exc)})"
+        ) from None
+
+
+def is_training_checkpoint(obj: object) -> bool:
+    """Whether ``obj`` is the trainer's checkpoint (model, optimizer and run state)."""
+    if not isinstance(obj, Mapping):
+        return False
+    if obj.get("format") == TRAIN_CHECKPOINT:
+        return True
+    # Checkpoints written before the format entry carry the same keys.
+    return {"model", "optimizer", "config", "classes"} <= set(obj)
 
 
 def _read_safetensors(name: str) -> tuple[StateDict, dict[str, str]]:
@@ -107,9 +184,8 @@ def _read_safetensors(name: str) -> tuple[StateDict, dict[str, str]]:
             header = json.loads(f.read(header_len))
         tensors = load_file(name, device="cpu")
     except (SafetensorError, ValueError, OSError, struct.error) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorruptCheckpointError(
-            f"checkpoint {name!r} is truncated or corrupted ({reason})"
+            f"checkpoint {name!r} is truncated or corrupted ({_reason(exc)})"
         ) from None
     return tensors, dict(header.get("__metadata__", {}))
 
@@ -159,9 +235,8 @@ def read_keras_h5(name: str) -> tuple[StateDict, dict[str, str]]:
     except CheckpointFormatError:
         raise
     except (OSError, KeyError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorruptCheckpointError(
-            f"checkpoint {name!r} is truncated or corrupted ({reason})"
+            f"checkpoint {name!r} is truncated or corrupted ({_reason(exc)})"
         ) from None
     if not state_dict:
         raise CheckpointFormatError(f"{name!r} is a Keras .h5 file without weights")
@@ -191,17 +266,31 @@ def _is_state_dict(obj: Mapping) -> bool:
     )
 
 
+def _umask() -> int:
+    # The only portable way to read the umask is to set it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(tmp_path)``, then rename the temporary file onto ``path``.
 
-    A crash or an error leaves either the old file or none, never half a file.
+    A crash or an error leaves either the old file or none, never half a file. The file
+    gets the permissions a plain ``open(path, "w")`` would give it: an existing file's
+    mode, else 0666 less the umask (``mkstemp`` alone would leave 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -209,11 +298,77 @@ def atomic_write(path: str | os.PathLike, write) -> None:
 
 
 def save_safetensors(
-    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: Mapping[str, str]
+    state_dict: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    metadata: Mapping[str, str],
+    *,
+    check=None,
 ) -> None:
-    """Write ``state_dict`` as safetensors with string ``metadata``, atomically."""
+    """Write ``state_dict`` as safetensors with string ``metadata``, atomically.
+
+    ``check(tmp_path)``, when given, runs on the complete temporary file before it is
+    renamed into place; if it raises, nothing is written under ``path``.
+    """
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     meta = {str(k): str(v) for k, v in metadata.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    def write(tmp: str) -> None:
+        save_file(tensors, tmp, metadata=meta)
+        if check is not None:
+            check(tmp)
+
+    atomic_write(path, write)
+
+
+def dtype_counts(state_dict: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """How many tensors of each dtype, e.g. ``{"float16": 120, "int64": 53}``."""
+    counts: dict[str, int] = {}
+    for v in state_dict.values():
+        name = str(v.dtype).replace("torch.", "")
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def check_dtypes(
+    state_dict: Mapping[str, torch.Tensor],
+    origin: str,
+    expected: Mapping[str, torch.dtype] | None = None,
+) -> list[str]:
+    """Refuse tensors whose dtype cannot stand for a float parameter; name the casts.
+
+    A float parameter (every key but BatchNorm's ``num_batches_tracked`` counters, or the
+    keys ``expected`` maps to a floating dtype) must be stored as float32, float16, bfloat16
+    or float64; those are cast on loading, and the casts are returned as lines such as
+    ``"float16 -> float32 (120 tensors)"``. An integer, boolean, complex or 8-bit float
+    tensor raises ``DtypeError`` naming the tensor: copied into a float parameter it would
+    load silently and predict garbage.
+    """
+    casts: dict[tuple[str, str], int] = {}
+    for key, value in state_dict.items():
+        want = expected.get(key) if expected is not None else None
+        if want is None:
+            if expected is not None and key not in expected:
+                continue  # not loaded: the key check reports it
+            want = torch.int64 if key.endswith("num_batches_tracked") else torch.float32
+        if not want.is_floating_point:
+            if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+                raise DtypeError(
+                    f"{origin}: tensor {key!r} is {_dtype(value.dtype)}, expected an integer "
+                    "counter"
+                )
+            continue
+        if value.dtype not in FLOAT_DTYPES:
+            raise DtypeError(
+                f"{origin}: tensor {key!r} is {_dtype(value.dtype)}, but it holds a float "
+                f"parameter (expected float32; float16, bfloat16 and float64 are cast)"
+            )
+        if value.dtype != want:
+            pair = (_dtype(value.dtype), _dtype(want))
+            casts[pair] = casts.get(pair, 0) + 1
+    return [f"{a} -> {b} ({n} tensor{'s' if n > 1 else ''})" for (a, b), n in casts.items()]
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
