@@ -98,7 +98,7 @@ def test_loop_options_train_on_the_cpu(tmp_path, capsys, options, dtype):
     header = next(ln for ln in capsys.readouterr().out.splitlines() if "process(es)" in ln)
     assert header.endswith(f"| {dtype}") if dtype else "float16" not in header, header
     assert res["top1"] >= 0.8, res["top1"]
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert set(state["model"]) == set(nets.create_model("lenet5").state_dict())
     if options.get("amp") == "fp16":
         assert state["scaler"]["scale"] > 0  # the scaler ran and its state is resumable
@@ -131,7 +131,7 @@ def test_linear_probe_caches_features_equal_to_a_fresh_forward(tmp_path, lite0_i
     torch.testing.assert_close(cached["val_x"], x)
 
     # Frozen: everything but the classifier equals the ImageNet weights.
-    state = torch.load(tmp_path / "probe" / "checkpoint.pt", weights_only=False)["model"]
+    state = torch.load(tmp_path / "probe" / "checkpoint.pt", weights_only=True)["model"]
     for k, v in lite0_imagenet.items():
         if not k.startswith("head.fc."):
             torch.testing.assert_close(state[k], v, rtol=0, atol=0, msg=k)
@@ -147,7 +147,7 @@ def test_feature_extract_freezes_backbone_and_batchnorm(tmp_path, lite0_imagenet
     res = train.fit(model=LITE0, strategy="feature-extract", epochs=1,
                     out=str(tmp_path / "fe"), **SMALL)  # fmt: skip
     assert res["strategy"] == "feature-extract"
-    state = torch.load(tmp_path / "fe" / "checkpoint.pt", weights_only=False)["model"]
+    state = torch.load(tmp_path / "fe" / "checkpoint.pt", weights_only=True)["model"]
     for k, v in lite0_imagenet.items():  # parameters and BatchNorm running statistics
         if k.startswith(("stem.", "stages.")):
             torch.testing.assert_close(state[k], v, rtol=0, atol=0, msg=k)
@@ -158,7 +158,7 @@ def test_fine_tune_from_stage_with_frozen_batchnorm(tmp_path, lite0_imagenet):
     res = train.fit(model=LITE0, strategy="fine-tune", unfreeze_from=4, freeze_bn=True,
                     epochs=1, lr=1e-2, out=str(tmp_path / "ft"), **SMALL)  # fmt: skip
     assert res["strategy"] == "fine-tune"
-    state = torch.load(tmp_path / "ft" / "checkpoint.pt", weights_only=False)["model"]
+    state = torch.load(tmp_path / "ft" / "checkpoint.pt", weights_only=True)["model"]
     bn = {n for n, m in nets.create_model(LITE0).named_modules()
           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}  # fmt: skip
     changed = []
@@ -197,7 +197,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
                         env={"TRAIN_TEST_KILL_AFTER_EPOCH": "2"}, check=False)  # fmt: skip
     assert killed.returncode == -9, killed.stderr  # SIGKILL after epoch 2's checkpoint
     assert not (tmp_path / "killed" / "metrics.json").exists()
-    state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2
     resumed = run_module(*_fit_args(tmp_path / "killed", "--resume"))
     assert "resuming" in resumed.stdout
@@ -214,8 +214,8 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     # eval on the last checkpoint gives the last epoch's validation figures.
     ev = train.evaluate_checkpoint(tmp_path / "whole" / "checkpoint.pt", "digits")
     assert ev["top1"] == la[-1]["val_top1"] and ev["count"] == 300
-    wa = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
-    wb = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
+    wa = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["model"]
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
 
@@ -250,8 +250,8 @@ def test_two_process_linear_probe_equals_one_process(tmp_path):
     assert two["world_size"] == 2 and two["val_images"] == one["val_images"] == 30
     for key in ("top1", "top5", "per_class", "confusion", "best_epoch"):
         assert one[key] == two[key], key
-    wa = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
-    wb = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)["model"]
+    wa = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["model"]
     for k in ("head.fc.weight", "head.fc.bias"):
         assert torch.equal(wa[k], wb[k]), k
 
@@ -295,7 +295,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the loss became nan at epoch 2" in err[0], err
     assert "last good checkpoint" in err[0]
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
 
 
 def test_demo_table():

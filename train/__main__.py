@@ -27,7 +27,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .predict import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, args.data, batch_size=args.batch_size)
+    metrics = evaluate_checkpoint(
+        args.checkpoint, args.data, batch_size=args.batch_size, split=args.split
+    )
     print(metrics["report"])
     return 0
 
@@ -63,10 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.set_defaults(run=_cmd_fit)
 
-    p = sub.add_parser("eval", help="metrics of a trained model on DATA's validation split",
-                       formatter_class=fmt)  # fmt: skip
+    p = sub.add_parser("eval", help="metrics of a trained model on DATA (all of it, or its "
+                       "test/ or validation part)", formatter_class=fmt)  # fmt: skip
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.safetensors")
-    p.add_argument("--data", default="digits", help="as for fit")
+    p.add_argument(
+        "--data", default="digits",
+        help="an image folder (scored whole, or its test/, else val/ part), a CSV (scored "
+        "whole), or digits (the run's validation split)",
+    )  # fmt: skip
+    p.add_argument(
+        "--split", default="auto", choices=("auto", "run-val"),
+        help="run-val: score only the validation split the training run held out of DATA "
+        "(same --val-split and seed), for the folder it was trained on",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(run=_cmd_eval)
 
@@ -91,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (TrainError, NetsError, wts.WeightsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {wts.one_line(exc, 1000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; --resume continues from the last checkpoint", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""Training checkpoints (atomic, everything needed to resume) and the exported model."""
+"""Training checkpoints (atomic, everything needed to resume) and the exported model.
+
+``checkpoint.pt`` holds only tensors and plain data (numbers, strings, lists, tuples,
+dicts), so it reads back through ``weights.load_pickle`` (``torch.load`` with
+``weights_only=True``): loading a checkpoint never runs code from it.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +18,29 @@ from torch import nn
 
 import nets
 import weights as wts
-from weights.io import atomic_write
+from weights.io import (
+    TORCH_PICKLE,
+    TORCH_ZIP,
+    TRAIN_CHECKPOINT,
+    atomic_write,
+    is_training_checkpoint,
+)
 
 from .errors import TrainError
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.safetensors"
+# 2: readable with weights_only=True (version 1 held numpy arrays and needed full unpickling).
+CHECKPOINT_VERSION = 2
 
 
 def rng_states() -> dict:
+    """Every generator's state as tensors and plain data (no numpy arrays: a weights-only
+    reader refuses them)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -32,7 +48,8 @@ def rng_states() -> dict:
 
 def set_rng_states(states: dict) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
     if states.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -40,19 +57,21 @@ def set_rng_states(states: dict) -> None:
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` with torch.save to a temporary file, then rename it into place."""
+    state = {"format": TRAIN_CHECKPOINT, "version": CHECKPOINT_VERSION, **state}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
+    """The trainer's checkpoint, read without unpickling code (``weights.load_pickle``)."""
     path = Path(path)
     if not path.is_file():
         raise TrainError(f"no checkpoint to resume at {str(path)!r}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated or not a checkpoint
-        raise TrainError(
-            f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__})"
-        ) from None
+    if wts.sniff_format(path) not in (TORCH_ZIP, TORCH_PICKLE):
+        raise TrainError(f"{str(path)!r} is not a checkpoint.pt written by python -m train")
+    state = wts.load_pickle(path)
+    if not is_training_checkpoint(state):
+        raise TrainError(f"{str(path)!r} is not a checkpoint.pt written by python -m train")
+    return state
 
 
 def check_resume(state: dict, model_name: str, classes: list[str], in_chans: int) -> None:

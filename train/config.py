@@ -22,7 +22,8 @@ class TrainConfig:
     model: str = _opt("lenet5", "registered model name (python -m nets list)")
     data: str = _opt(
         "digits",
-        "an image folder (class sub-folders, optionally train/ and val/), a CSV of "
+        "an image folder (class sub-folders, or train/ beside val/, valid/, validation/ "
+        "or test/ that hold them), a CSV of "
         "path,label, or 'digits' (the bundled 1,797 8x8 handwritten digits)",
     )
     strategy: str = _opt("auto", "how to use the network", choices=STRATEGIES)
@@ -81,6 +82,9 @@ class TrainConfig:
     )
     strict: bool = _opt(False, "stop at the first unreadable image instead of skipping it")
     resume: bool = _opt(False, "continue the run in --out from its last checkpoint")
+    overwrite: bool = _opt(
+        False, "replace the run in a non-empty --out (its run files are deleted first)"
+    )
     progress: bool = _opt(True, "show a progress bar per epoch")
 
     def to_dict(self) -> dict[str, Any]:

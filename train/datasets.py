@@ -38,6 +38,14 @@ _INTERPOLATION = {
 }
 
 
+# Sub-folder names that mean a split, not a class (compared without case). Validation
+# takes the first of VAL_NAMES present, else test/; evaluation prefers test/.
+TRAIN_NAME = "train"
+VAL_NAMES = ("val", "valid", "validation")
+TEST_NAME = "test"
+SPLIT_NAMES = (TRAIN_NAME, *VAL_NAMES, TEST_NAME)
+
+
 @dataclass
 class DataSplit:
     train: list[tuple[object, int]]
@@ -45,6 +53,7 @@ class DataSplit:
     classes: list[str]
     fingerprint: str  # identifies the data and the split, for the feature cache
     kind: str  # "digits", "folder" or "csv"
+    validation: str = ""  # where the validation images come from, in words
 
     def counts(self, which: str = "train") -> list[int]:
         items = self.train if which == "train" else self.val
@@ -78,7 +87,42 @@ def _class_folders(root: Path) -> list[Path]:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise TrainError(f"image folder {str(root)!r} has no class sub-folders")
+    names = {p.name.lower() for p in folders}
+    if names <= set(SPLIT_NAMES):
+        found = ", ".join(f"{p.name}/" for p in folders)
+        raise TrainError(
+            f"image folder {str(root)!r} holds split folders ({found}) where class folders "
+            "were expected: give a folder with train/ and val/ (or valid/, validation/, test/) "
+            "beside it, each holding one sub-folder per class"
+        )
     return folders
+
+
+def split_folders(root: Path) -> dict[str, Path]:
+    """The split sub-folders of ``root`` by lower-case name (``train``, ``val``, ...)."""
+    found: dict[str, Path] = {}
+    for p in sorted(root.iterdir()):
+        name = p.name.lower()
+        if p.is_dir() and name in SPLIT_NAMES:
+            if name in found:
+                raise TrainError(
+                    f"image folder {str(root)!r} has both {found[name].name}/ and {p.name}/"
+                )
+            found[name] = p
+    return found
+
+
+def _validation_folder(root: Path, splits: dict[str, Path]) -> Path | None:
+    vals = [splits[n] for n in VAL_NAMES if n in splits]
+    if len(vals) > 1:
+        both = " and ".join(f"{p.name}/" for p in vals)
+        raise TrainError(
+            f"image folder {str(root)!r} has {both}: keep one validation folder (rename or "
+            "move the other)"
+        )
+    if vals:
+        return vals[0]
+    return splits.get(TEST_NAME)
 
 
 def _scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list, list[str]]:
@@ -174,23 +218,37 @@ def load_data(spec: str, *, val_split: float = 0.2, seed: int = 0, max_per_class
         train, val = _cap(train, 10, max_per_class), _cap(val, 10, max_per_class)
         digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
         fp = _fingerprint(("digits", digest, val_split, seed, max_per_class))
-        return DataSplit(train, val, classes, fp, "digits")
+        validation = f"{val_split:g} of each class (--val-split, seed {seed})"
+        return DataSplit(train, val, classes, fp, "digits", validation)
 
     path = Path(spec)
     if not path.exists():
         raise TrainError(f"data {spec!r} is neither 'digits', an image folder nor a CSV file")
+    by_fraction = f"{val_split:g} of each class (--val-split, seed {seed})"
     if path.is_file():
         items, classes = _read_csv(path)
-        kind = "csv"
+        kind, validation = "csv", by_fraction
         train, val = _stratified_split(items, len(classes), val_split, seed)
-    elif (path / "train").is_dir() and (path / "val").is_dir():
-        train, classes = _scan_folder(path / "train")
-        val, _ = _scan_folder(path / "val", classes)
-        kind = "folder"
     else:
-        items, classes = _scan_folder(path)
         kind = "folder"
-        train, val = _stratified_split(items, len(classes), val_split, seed)
+        splits = split_folders(path)
+        held = _validation_folder(path, splits) if TRAIN_NAME in splits else None
+        if held is not None:
+            train, classes = _scan_folder(splits[TRAIN_NAME])
+            val, _ = _scan_folder(held, classes)
+            validation = f"{held.name}/"
+            others = [p.name for n, p in splits.items() if n != TRAIN_NAME and p != held]
+            if others:
+                validation += f" ({', '.join(f'{o}/' for o in others)} left out)"
+        elif TRAIN_NAME in splits:
+            # train/ alone (with no held-out folder): it is the data, split by fraction.
+            items, classes = _scan_folder(splits[TRAIN_NAME])
+            train, val = _stratified_split(items, len(classes), val_split, seed)
+            validation = f"{by_fraction} of {splits[TRAIN_NAME].name}/"
+        else:
+            items, classes = _scan_folder(path)
+            train, val = _stratified_split(items, len(classes), val_split, seed)
+            validation = by_fraction
     if len(classes) < 2:
         raise TrainError(
             f"data {spec!r} has only one class ({classes[0]!r}); a classifier needs at least two"
@@ -200,7 +258,56 @@ def load_data(spec: str, *, val_split: float = 0.2, seed: int = 0, max_per_class
     if not val:
         raise TrainError(f"data {spec!r} leaves no images for validation")
     fp = _fingerprint((kind, _file_stamp(train), _file_stamp(val), classes))
-    return DataSplit(train, val, classes, fp, kind)
+    return DataSplit(train, val, classes, fp, kind, validation)
+
+
+def load_eval_data(
+    spec: str,
+    classes: list[str],
+    *,
+    split: str = "auto",
+    val_split: float = 0.2,
+    seed: int = 0,
+    max_per_class: int | None = None,
+) -> tuple[list[tuple[object, int]], str]:
+    """The images ``eval`` scores, labelled by the model's ``classes``, and where they come
+    from in words.
+
+    ``split="auto"``: a folder's ``test/`` part (else its validation folder) when it has
+    one, else every image of the folder or CSV; for ``digits`` the run's validation split
+    (the same images whatever the seed of ``eval``). ``split="run-val"``: the validation
+    split the training run held out (same fraction and seed), for a folder it trained on.
+    """
+    if split not in ("auto", "run-val"):
+        raise TrainError(f"--split must be 'auto' or 'run-val', got {split!r}")
+    if spec == DIGITS or split == "run-val":
+        data = load_data(spec, val_split=val_split, seed=seed, max_per_class=max_per_class)
+        items, names = data.val, data.classes
+        where = f"the run's validation split of {spec} ({data.validation})"
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise TrainError(f"data {spec!r} is neither 'digits', an image folder nor a CSV file")
+        if path.is_file():
+            items, names = _read_csv(path)
+            where = f"every image listed in {spec}"
+        else:
+            splits = split_folders(path)
+            part = splits.get(TEST_NAME) or _validation_folder(path, splits)
+            if part is None and TRAIN_NAME in splits:
+                part = splits[TRAIN_NAME]
+            part = part or path
+            items, names = _scan_folder(part)
+            where = f"every image in {str(part)!r}"
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise TrainError(
+            f"data {spec!r} has classes the model does not know: {', '.join(unknown[:5])}"
+            f"{' ...' if len(unknown) > 5 else ''} (the model's: {', '.join(classes[:5])}"
+            f"{' ...' if len(classes) > 5 else ''})"
+        )
+    index = [classes.index(n) for n in names]
+    return [(item, index[label]) for item, label in items], where
 
 
 # -- transforms ----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def run_demo(out: str = "runs/demo", progress: bool = True, **overrides) -> list
             data="digits",
             out=str(Path(out) / f"{model}-{strategy}"),
             progress=progress,
+            overwrite=True,  # the demo is a fixed recipe: running it again replaces it
             **{**extra, **overrides},
         )
         res = fit(cfg)

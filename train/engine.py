@@ -160,14 +160,15 @@ def evaluate(
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
     strict: bool = False,
-) -> tuple[dict, int]:
-    """Metrics over ``loader`` (summed over processes); returns them and the skipped count."""
+) -> tuple[dict, set[str]]:
+    """Metrics over ``loader`` (summed over processes); returns them and the names of the
+    unreadable images skipped."""
     meter = Meter(num_classes)
-    skipped = 0
+    skipped: set[str] = set()
     for x, y, bad in loader:
         if bad and strict:
             raise TrainError(f"unreadable image {bad[0]!r} (--strict)")
-        skipped += len(bad)
+        skipped.update(bad)
         if x.numel() == 0:
             continue
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -220,8 +221,53 @@ def _quick_probe(model, pre, data, cfg, ctx, dtype, workers) -> float:
     return float((pred == feats["val_y"].long()).float().mean())
 
 
+# Every file a run writes into --out; --overwrite deletes exactly these.
+RUN_FILES = (
+    ckpt.CHECKPOINT, ckpt.BEST, LOG, METRICS, "loss.png", "accuracy.png", "confusion.png",
+)  # fmt: skip
+
+
+def check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder: a non-empty ``out`` needs ``--resume`` (carry
+    on with the run there) or ``--overwrite`` (replace it)."""
+    if resume and overwrite:
+        raise TrainError("--resume continues the run in --out and --overwrite replaces it: "
+                         "pass one of them")  # fmt: skip
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {str(out)!r} is a file, not a folder")
+    if resume or overwrite or not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if entries:
+        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+        raise TrainError(
+            f"--out {str(out)!r} is not empty ({shown}): pass --resume to continue that run, "
+            "--overwrite to replace it, or another --out"
+        )
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Create ``out``; with ``overwrite`` delete the previous run's files from it first."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            for stale in out.glob(".*.part"):  # temporary files of an interrupted write
+                stale.unlink(missing_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise TrainError(
+            f"cannot write to --out {str(out)!r} ({exc.strerror or type(exc).__name__})"
+        ) from None
+
+
 def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     started = time.time()
+    if cfg.out:  # before any work: a run that would be refused at the end is refused now
+        check_out(Path(cfg.out), cfg.resume, cfg.overwrite)
     torch.manual_seed(cfg.seed)
     data = load_data(
         cfg.data, val_split=cfg.val_split, seed=cfg.seed, max_per_class=cfg.max_per_class
@@ -264,6 +310,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         (cfg.optimizer, strategy), 1e-3 if cfg.optimizer == "adamw" else 1e-2
     )
     out = Path(cfg.out or f"runs/{cfg.model}-{strategy}")
+    check_out(out, cfg.resume, cfg.overwrite)
     probe = strategy == "linear-probe"
     aux = cfg.aux_weight > 0 and not probe
 
@@ -357,12 +404,15 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     eval_net = train_net
 
     # -- resume ----------------------------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        prepare_out(out, cfg.overwrite)
+    ctx.barrier()
     ckpt_path = out / ckpt.CHECKPOINT
     best_path = out / ckpt.BEST
     start_epoch, history = 0, []
     best_top1, best_epoch, bad_epochs = -1.0, 0, 0
-    skipped_total = 0
+    # Names, not counts: an unreadable file is met again every epoch and counted once.
+    skipped_train: set[str] = set()
     if cfg.resume:
         state = ckpt.load_checkpoint(ckpt_path)
         ckpt.check_resume(state, cfg.model, classes, in_chans)
@@ -373,17 +423,15 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         start_epoch = state["epoch"]
         history = state["history"]
         best_top1, best_epoch = state["best_top1"], state["best_epoch"]
-        bad_epochs, skipped_total = state["bad_epochs"], state["skipped"]
+        bad_epochs, skipped_train = state["bad_epochs"], set(state["skipped"])
         strategy = state["strategy"]
         _say(ctx, f"resuming {out} after epoch {start_epoch}")
-    elif ctx.is_main:
-        (out / LOG).unlink(missing_ok=True)
-    ctx.barrier()
 
     _say(
         ctx,
         f"{cfg.model} | {strategy} | weights {weights_spec or 'none (random init)'} | "
-        f"{len(data.train)} train / {len(data.val)} val images, {n_classes} classes | "
+        f"{len(data.train)} train / {len(data.val)} val images ({data.validation}), "
+        f"{n_classes} classes | "
         f"{ctx.world} process(es) on {ctx.device}"
         + (f" | {dtype}".replace("torch.", "") if dtype else ""),
     )
@@ -414,7 +462,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         for i, (x, y, bad) in enumerate(bar):
             if bad and cfg.strict:
                 raise TrainError(f"unreadable image {bad[0]!r} (--strict)")
-            skipped_total += len(bad)
+            skipped_train.update(bad)
             if x.numel() == 0:
                 continue
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
@@ -467,7 +515,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
             "val_top1": val["top1"],
             "val_top5": val["top5"],
             "lr": optimizer.param_groups[-1]["lr"],
-            "skipped": skipped_total + bad_val,
+            "skipped": len(skipped_train | bad_val),
             "seconds": round(time.time() - t0, 3),
         }
         history.append(record)
@@ -498,7 +546,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
                 "best_top1": best_top1,
                 "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs,
-                "skipped": skipped_total,
+                "skipped": sorted(skipped_train),
             }
             ckpt.save_checkpoint(ckpt_path, state)
             append_jsonl(out / LOG, record)
@@ -523,7 +571,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         net, val_loader, n_classes, ctx.device, criterion=eval_criterion, dtype=dtype,
         channels_last=cfg.channels_last, strict=cfg.strict,
     )  # fmt: skip
-    skipped = skipped_total + bad_val
+    skipped = len(skipped_train | bad_val)
     results = {
         "model": cfg.model,
         "strategy": strategy,
@@ -535,6 +583,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         "per_class": dict(zip(classes, final["per_class"], strict=True)),
         "confusion": final["confusion"],
         "val_images": final["count"],
+        "validation": data.validation,
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "stopped_early": stopped_early,

@@ -2,7 +2,8 @@
 
 The cache is one safetensors file per (model, weights, preprocessing, data, split), named
 by a digest of all of them, so a changed file, split or preprocessing never reuses stale
-features.
+features. The weights enter by the content hash of the tensors actually loaded, never by
+a tag or a file name.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from .errors import TrainError
 
 
 def weights_identity(model: nn.Module) -> str:
-    cfg = model.pretrained_cfg
-    if cfg.get("tag"):
-        return f"tag:{cfg['tag']}"
-    origin = cfg.get("origin")
-    if origin and os.path.isfile(origin):
-        return f"file:{wts.sha256_of(origin)}"
-    return f"origin:{origin}"
+    """The sha256 of the backbone's tensors as loaded: two different files under one name
+    (or one tag) can never share cached features. The classifier is left out, since the
+    features are what comes before it."""
+    skip = {id(t) for t in model.get_classifier().parameters()} if model.get_classifier() else set()
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict(keep_vars=True).items()):
+        if id(value) in skip:
+            continue
+        t = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{t.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return f"sha256:{digest.hexdigest()}"
 
 
 def cache_key(model: nn.Module, pre: wts.Preprocessing, data: DataSplit, amp: str) -> str:
@@ -39,7 +45,7 @@ def cache_key(model: nn.Module, pre: wts.Preprocessing, data: DataSplit, amp: st
         "in_chans": model.in_chans,
         "data": data.fingerprint,
         "amp": amp,
-        "version": 1,
+        "version": 2,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

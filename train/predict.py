@@ -22,7 +22,7 @@ from .datasets import (
     collate,
     default_preprocessing,
     eval_transform,
-    load_data,
+    load_eval_data,
 )
 from .errors import TrainError
 from .report import format_metrics
@@ -47,7 +47,17 @@ def load_trained(path: str | os.PathLike) -> tuple[nn.Module, list[str], wts.Pre
         model = nets.create_model(
             config["model"], num_classes=len(classes), in_chans=state.get("in_chans")
         )
-        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        expected = model.state_dict()
+        weights_state = state["model"]
+        if not isinstance(weights_state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in weights_state.values()
+        ):
+            raise TrainError(f"{str(path)!r} holds no model state dict")
+        wts.check_dtypes(weights_state, repr(str(path)), {k: v.dtype for k, v in expected.items()})
+        try:
+            missing, unexpected = model.load_state_dict(weights_state, strict=False)
+        except RuntimeError:  # mis-shaped tensors
+            missing, unexpected = ["(mis-shaped tensors)"], []
         if missing or any(not k.startswith("aux") for k in unexpected):
             raise TrainError(f"{str(path)!r} does not match {config['model']}")
         pre = wts.Preprocessing.from_metadata(state.get("preprocessing", {}))
@@ -66,26 +76,38 @@ def _preprocessing_for(arch: str, weights_spec, config: dict) -> wts.Preprocessi
 
 
 @torch.no_grad()
-def evaluate_checkpoint(path: str | os.PathLike, data: str, *, batch_size: int = 64) -> dict:
-    """Top-1, top-5, per-class accuracy and confusion matrix of a trained model on the
-    validation split of ``data`` (the split the run used: same seed and fraction)."""
+def evaluate_checkpoint(
+    path: str | os.PathLike, data: str, *, batch_size: int = 64, split: str = "auto"
+) -> dict:
+    """Top-1, top-5, per-class accuracy and confusion matrix of a trained model on ``data``.
+
+    A folder is scored whole, or its ``test/`` (else validation) part when it has one; a
+    CSV whole; ``digits`` on the run's validation split. ``split="run-val"`` scores the
+    validation split the training run held out of ``data`` instead. The result says what
+    was scored (``scored``) and how many images (``count``).
+    """
     from .engine import evaluate
 
+    if batch_size < 1:
+        raise TrainError(f"--batch-size must be a positive integer, got {batch_size}")
     model, classes, pre, config = load_trained(path)
     cfg = TrainConfig.from_dict(config) if config else TrainConfig()
-    split = load_data(data, val_split=cfg.val_split, seed=cfg.seed, max_per_class=cfg.max_per_class)
-    if split.classes != classes:
-        raise TrainError(
-            f"the data's classes {split.classes[:5]}... differ from the model's {classes[:5]}..."
-        )
-    ds = ImageDataset(split.val, eval_transform(pre, model.in_chans), model.in_chans)
+    items, where = load_eval_data(
+        data, classes, split=split, val_split=cfg.val_split, seed=cfg.seed,
+        max_per_class=cfg.max_per_class,
+    )  # fmt: skip
+    ds = ImageDataset(items, eval_transform(pre, model.in_chans), model.in_chans)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     metrics, skipped = evaluate(
         model, loader, len(classes), torch.device("cpu"), criterion=nn.CrossEntropyLoss()
     )
-    metrics["skipped_images"] = skipped
+    metrics["skipped_images"] = len(skipped)
     metrics["classes"] = classes
-    metrics["report"] = format_metrics(metrics, classes)
+    metrics["scored"] = where
+    summary = f"scored {metrics['count']} of {len(items)} images: {where}"
+    if skipped:
+        summary += f" ({len(skipped)} unreadable, skipped)"
+    metrics["report"] = summary + "\n" + format_metrics(metrics, classes, empty="no images")
     return metrics
 
 

@@ -52,12 +52,14 @@ class Meter:
 
     def result(self) -> dict:
         total = max(self.count, 1)
-        rows = self.confusion.sum(1).clamp(min=1)
+        rows = self.confusion.sum(1).tolist()
+        hits = self.confusion.diag().tolist()
         return {
             "loss": self.loss_sum / total,
             "top1": float(self.confusion.diag().sum()) / total,
             "top5": self.top5 / total,
-            "per_class": (self.confusion.diag().double() / rows).tolist(),
+            # None for a class without images: its accuracy is unknown, not 0%.
+            "per_class": [h / n if n else None for h, n in zip(hits, rows, strict=True)],
             "confusion": self.confusion.tolist(),
             "count": self.count,
         }
@@ -73,20 +75,27 @@ def append_jsonl(path: str | os.PathLike, obj: object) -> None:
         f.write(json.dumps(obj) + "\n")
 
 
+def _figure(figsize: tuple[float, float]):
+    """A figure drawn by the Agg canvas directly: pyplot and the global backend (a
+    notebook's inline plots) are left alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def plot_curves(history: list[dict], out: Path) -> list[Path]:
     """loss.png and accuracy.png from the per-epoch history."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [h["epoch"] for h in history]
     paths = []
     for name, keys in (
         ("loss", ("train_loss", "val_loss")),
         ("accuracy", ("train_top1", "val_top1")),
     ):
-        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+        fig = _figure((5, 3.5))
+        ax = fig.subplots()
         for key in keys:
             ax.plot(epochs, [h.get(key) for h in history], marker="o", ms=3, label=key)
         ax.set_xlabel("epoch")
@@ -96,20 +105,15 @@ def plot_curves(history: list[dict], out: Path) -> list[Path]:
         fig.tight_layout()
         path = out / f"{name}.png"
         _save_fig(fig, path)
-        plt.close(fig)
         paths.append(path)
     return paths
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n = len(classes)
     size = min(12, 2 + 0.45 * n)
-    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    fig = _figure((size, size))
+    ax = fig.subplots()
     ax.imshow(confusion, cmap="Blues")
     if n <= 30:
         ax.set_xticks(range(n), classes, rotation=90)
@@ -122,7 +126,6 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path) -
     ax.set_ylabel("true")
     fig.tight_layout()
     _save_fig(fig, path)
-    plt.close(fig)
     return path
 
 
@@ -130,11 +133,13 @@ def _save_fig(fig, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
-def format_metrics(metrics: dict, classes: list[str]) -> str:
+def format_metrics(
+    metrics: dict, classes: list[str], *, empty: str = "no validation images"
+) -> str:
     lines = [
         f"top-1 {metrics['top1']:.2%}  top-5 {metrics['top5']:.2%}  ({metrics['count']} images)"
     ]
     width = max(len(c) for c in classes)
     for name, acc in zip(classes, metrics["per_class"], strict=True):
-        lines.append(f"  {name.ljust(width)}  {acc:.1%}")
+        lines.append(f"  {name.ljust(width)}  {empty if acc is None else f'{acc:.1%}'}")
     return "\n".join(lines)
