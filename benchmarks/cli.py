@@ -15,7 +15,7 @@ import torch
 import nets
 
 from . import charts, report
-from .runner import DEFAULT_MODES, MODES, Settings, measure_model
+from .runner import DEFAULT_MODES, MODES, NetworkTimeout, Settings, deadline, iter_measure
 
 
 def select(patterns: list[str]) -> list[str]:
@@ -36,6 +36,10 @@ def select(patterns: list[str]) -> list[str]:
     return out
 
 
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("models", nargs="*", help="names or shell patterns (default: every model)")
@@ -46,6 +50,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=7, help="timed samples per network and mode")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak memory figures")
+    p.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS",
+        help="per network: past it, the network's remaining modes are skipped with a note "
+        "and the run goes on (default: no limit)",
+    )  # fmt: skip
     p.add_argument("--no-charts", action="store_true")
     p.add_argument(
         "--out", type=Path, help="output folder (default: benchmarks/results/<device>-<date>)"
@@ -67,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats,
         modes=tuple(args.modes or DEFAULT_MODES[args.device]),
         memory=not args.no_memory,
+        timeout=args.timeout,
     )
+    if args.timeout is not None and args.timeout <= 0:
+        parser().error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     date = datetime.date.today().isoformat()
     out = args.out or Path(__file__).parent / "results" / f"{args.device}-{date}"
     meta = {
@@ -79,11 +91,24 @@ def main(argv: list[str] | None = None) -> int:
             "input_size": settings.input_size,
             "repeats": settings.repeats,
             "modes": list(settings.modes),
+            "timeout_s": settings.timeout,
         },  # fmt: skip
     }
     rows: list[dict] = []
     for name in models:
-        rows += measure_model(name, settings, log=lambda s: print(s, file=sys.stderr, flush=True))
+        done: list[str] = []
+        try:
+            with deadline(settings.timeout):
+                for row in iter_measure(name, settings, log=_log):
+                    rows.append(row)
+                    done.append(row["mode"])
+                    # Written after every row: a run stopped later keeps what it measured.
+                    report.write(rows, out, meta)
+        except NetworkTimeout as exc:
+            left = [m for m in settings.modes if m not in done]
+            _log(f"{name}: {exc}; skipped {', '.join(left)}")
+            rows += [{"model": name, "mode": m, "skipped": str(exc)} for m in left]
+            report.write(rows, out, meta)
     paths = report.write(rows, out, meta)
     if not args.no_charts:
         meta["charts"] = {

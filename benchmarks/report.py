@@ -10,12 +10,15 @@ from pathlib import Path
 import torch
 import torchvision
 
+from weights.io import atomic_write
+
 COLUMNS = (
     "model", "mode", "input_size", "batch_size", "params", "macs",
     "latency_ms", "tv_latency_ms", "throughput", "tv_throughput", "ratio_throughput",
     "eager_throughput", "ratio_eager_throughput",
     "train_throughput", "tv_train_throughput", "ratio_train_throughput",
-    "peak_infer_mb", "tv_peak_infer_mb", "peak_train_mb", "tv_peak_train_mb", "skipped",
+    "peak_infer_mb", "tv_peak_infer_mb", "peak_train_mb", "tv_peak_train_mb",
+    "compile_s", "tv_compile_s", "train_compile_s", "tv_train_compile_s", "skipped",
 )  # fmt: skip
 
 
@@ -62,12 +65,15 @@ def markdown(rows: list[dict]) -> str:
     head = (
         "| model | mode | size | params (M) | GMACs | latency b1 (ms) | tv (ms) | "
         "img/s bN | tv img/s | ratio | vs ours eager | train img/s | tv train | train ratio | "
-        "peak MB (infer/train) |"
+        "peak MB (infer/train) | compile s (tv) |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         if r.get("skipped"):
             continue
+        compiled = _num(r.get("compile_s"))
+        if compiled and r.get("tv_compile_s") is not None:
+            compiled += f" ({r['tv_compile_s']:.1f})"
         mem = ""
         if r.get("peak_infer_mb") is not None:
             mem = f"{r['peak_infer_mb']:.0f}/{_num(r.get('peak_train_mb'), '{:.0f}')}"
@@ -92,6 +98,7 @@ def markdown(rows: list[dict]) -> str:
                     _num(r.get("tv_train_throughput")),
                     _ratio(r.get("ratio_train_throughput")),
                     mem,
+                    compiled,
                 ]
             )
             + " |"
@@ -103,8 +110,16 @@ def write(rows: list[dict], out_dir: Path, meta: dict) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {k: out_dir / f for k, f in
              (("json", "results.json"), ("csv", "results.csv"), ("md", "table.md"))}  # fmt: skip
-    paths["json"].write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    with paths["csv"].open("w", newline="") as f:
+    text = json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n"
+    atomic_write(paths["json"], lambda tmp: Path(tmp).write_text(text))
+    atomic_write(paths["csv"], lambda tmp: _write_csv(rows, Path(tmp)))
+    md = markdown(rows) + "\n"
+    atomic_write(paths["md"], lambda tmp: Path(tmp).write_text(md))
+    return paths
+
+
+def _write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[*COLUMNS, "ratio_p25", "ratio_p75"])
         w.writeheader()
         for r in rows:
@@ -115,5 +130,3 @@ def write(rows: list[dict], out_dir: Path, meta: dict) -> dict[str, Path]:
                 flat["ratio_p25"] = r["ratio_throughput"]["p25"]
                 flat["ratio_p75"] = r["ratio_throughput"]["p75"]
             w.writerow(flat)
-    paths["md"].write_text(markdown(rows) + "\n")
-    return paths

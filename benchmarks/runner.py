@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +33,81 @@ class Settings:
     repeats: int = 7
     modes: tuple[str, ...] = ("eager", "fast")
     memory: bool = True
+    timeout: float | None = None  # seconds per network; None: no limit
+
+
+class NetworkTimeout(Exception):
+    """A network's measurement ran past ``Settings.timeout``."""
+
+
+class deadline:  # noqa: N801 - used as a context manager, like contextlib's
+    """Raise ``NetworkTimeout`` in this (main) thread once ``seconds`` have passed.
+
+    A hung ``torch.compile`` is Python code and a CUDA wait returns to Python between
+    kernels, so the alarm stops either at the next bytecode instead of hanging the run.
+    torch.compile wraps or swallows what its backend raises (BackendCompilerFailed, or a
+    logged fall-back to eager), so the alarm fires again every second until the block is
+    left, and whatever exception leaves it once expired is reported as the timeout.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.expired = False
+
+    def _expire(self, *_: object) -> None:
+        self.expired = True
+        raise NetworkTimeout(f"ran past --timeout {self.seconds:g} s")
+
+    def __enter__(self) -> deadline:
+        if not self.seconds:
+            return self
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("a per-network timeout works in the main thread only")
+        self._previous = signal.signal(signal.SIGALRM, self._expire)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds, 1.0)
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:  # noqa: ANN001
+        if not self.seconds:
+            return
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous)
+        if self.expired and isinstance(exc, Exception) and not isinstance(exc, NetworkTimeout):
+            raise NetworkTimeout(f"ran past --timeout {self.seconds:g} s") from exc
+
+
+@dataclass
+class Subjects:
+    """What one network is measured with, every tensor on the target device: ours and
+    torchvision's twin (or None) in eval mode, a batch-1 input and a batch-N input."""
+
+    ours: nn.Module
+    theirs: nn.Module | None
+    x1: torch.Tensor
+    xb: torch.Tensor
+
+
+def subjects(name: str, settings: Settings) -> Subjects:
+    """The one place where models and inputs are put on the device: built on the CPU (the
+    twin's weights travel through a file), moved once, inputs created there."""
+    device = settings.device
+    size = input_size(name, settings.input_size)
+    ours, theirs = build_pair(name)
+    ours = ours.to(device).eval()
+    theirs = None if theirs is None else theirs.to(device).eval()
+    g = torch.Generator().manual_seed(0)
+    shape = (ours.in_chans, size, size)
+    x1 = torch.randn(1, *shape, generator=g).to(device)
+    xb = torch.randn(settings.batch_size, *shape, generator=g).to(device)
+    return Subjects(ours, theirs, x1, xb)
+
+
+def max_abs_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float | None:
+    """Largest difference of two models' outputs on ``x`` (None on the meta device, which
+    has shapes but no values)."""
+    with torch.no_grad():
+        diff = (a(x) - b(x)).abs().max()
+    return None if diff.device.type == "meta" else diff.item()
 
 
 def mode_supported(mode: str, device: torch.device) -> str | None:
@@ -93,14 +171,46 @@ def _pair_figures(
             row[f"ratio_{prefix.replace('tv_', '')}{key}"] = ratio_stats(samples[0], s)
 
 
+def _first_calls(
+    fns: list[Callable], prefixes: list[str], key: str, device, row: dict, only: tuple[str, ...]
+) -> None:
+    """Time the first call of the functions whose prefix is in ``only`` on their own
+    (compilation or tracing happens there), added up over the shapes as ``prefix + key`` in
+    seconds, before the interleaved timing warms them up."""
+    for fn, prefix in zip(fns, prefixes, strict=True):
+        if prefix not in only:
+            continue
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        row[f"{prefix}{key}"] = row.get(f"{prefix}{key}", 0.0) + time.perf_counter() - t
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# Modes whose first call at a new shape builds something (a compiled graph, a traced plan):
+# its time is reported as compile_s, apart from the steady-state figures.
+COMPILING = ("compile", "fast")
+
+
 def measure_model(name: str, settings: Settings, log: Callable[[str], None] = print) -> list[dict]:
     """One row per mode for ``name``: cost, latency, throughputs, peak memory, ratios."""
+    return list(iter_measure(name, settings, log))
+
+
+def iter_measure(
+    name: str, settings: Settings, log: Callable[[str], None] = print
+) -> Iterator[dict]:
+    """``measure_model`` one mode at a time: each row is yielded as soon as it is measured,
+    so a caller can save it before the next mode starts."""
     device, batch = settings.device, settings.batch_size
-    size = input_size(name, settings.input_size)
-    base_ours, base_theirs = build_pair(name)
-    in_chans = base_ours.in_chans
-    x1 = torch.randn(1, in_chans, size, size, device=device)
-    xb = torch.randn(batch, in_chans, size, size, device=device)
+    subj = subjects(name, settings)
+    base_ours, base_theirs, x1, xb = subj.ours, subj.theirs, subj.x1, subj.xb
+    in_chans, size = base_ours.in_chans, x1.shape[-1]
     params = sum(p.numel() for p in base_ours.parameters())
     macs = count_macs(base_ours, (1, in_chans, size, size))
     common = {
@@ -114,21 +224,18 @@ def measure_model(name: str, settings: Settings, log: Callable[[str], None] = pr
         "torchvision": base_theirs is not None,
     }
     if base_theirs is not None:
-        with torch.no_grad():
-            diff = (base_ours.eval()(x1) - base_theirs.eval()(x1)).abs().max().item()
-        common["max_abs_diff_vs_tv"] = diff
+        common["max_abs_diff_vs_tv"] = max_abs_diff(base_ours, base_theirs, x1)
 
-    rows = []
     for mode in settings.modes:
         row = dict(common, mode=mode)
         why = mode_supported(mode, device)
         if why:
             row["skipped"] = why
-            rows.append(row)
+            yield row
             continue
         log(f"{name} [{mode}] {size}x{size} batch {batch}")
-        ours = copy.deepcopy(base_ours).to(device).eval()
-        theirs = None if base_theirs is None else copy.deepcopy(base_theirs).to(device).eval()
+        ours = copy.deepcopy(base_ours)
+        theirs = None if base_theirs is None else copy.deepcopy(base_theirs)
         ours = prepare(ours, mode, _convert(xb, mode), ours=True)
         if theirs is not None:
             theirs = prepare(theirs, mode, _convert(xb, mode), ours=False)
@@ -136,11 +243,15 @@ def measure_model(name: str, settings: Settings, log: Callable[[str], None] = pr
         if theirs is not None:
             models, prefixes = [ours, theirs], ["", "tv_"]
         if mode == "fast":  # also against our own plain eager model, for every network
-            models.append(copy.deepcopy(base_ours).to(device).eval())
+            models.append(copy.deepcopy(base_ours))
             prefixes.append("eager_")
         for key, x, n in (("latency_ms", x1, 1), ("throughput", xb, batch)):
             x = _convert(x, mode)
             fns = [_infer_fn(m, x, mode, device) for m in models]
+            if mode in COMPILING:  # each new shape compiles (or is traced and timed)
+                # torchvision's twin is compiled too in "compile", and stays eager in "fast".
+                only = ("", "tv_") if mode == "compile" else ("",)
+                _first_calls(fns, prefixes, "compile_s", device, row, only)
             _pair_figures(fns, prefixes, n, settings, key, row)
         if mode == "fast":
             row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
@@ -151,6 +262,8 @@ def measure_model(name: str, settings: Settings, log: Callable[[str], None] = pr
                 else [m.train() for m in models]
             )
             fns = [_train_fn(m, _convert(xb, mode), mode, device) for m in trained]
+            if mode == "compile":
+                _first_calls(fns, prefixes, "train_compile_s", device, row, ("", "tv_"))
             _pair_figures(fns, prefixes, batch, settings, "train_throughput", row)
             if settings.memory and device.type == "cuda":
                 row["peak_train_mb"] = memory.cuda_peak(fns[0], device)
@@ -159,15 +272,13 @@ def measure_model(name: str, settings: Settings, log: Callable[[str], None] = pr
             row["peak_infer_mb"] = memory.cuda_peak(
                 _infer_fn(ours, _convert(xb, mode), mode, device), device
             )
-        rows.append(row)
-        del ours, theirs, models
-
-    if settings.memory and device.type == "cpu":
-        for impl in ("ours", "tv") if base_theirs is not None else ("ours",):
-            peak = memory.cpu_peak(name, impl, batch, size)
-            for row in rows:
-                if row["mode"] == "eager" and peak:
+        if settings.memory and device.type == "cpu" and mode == "eager":
+            # Measured in a fresh process each (the peak of this one says nothing).
+            for impl in ("ours", "tv") if base_theirs is not None else ("ours",):
+                peak = memory.cpu_peak(name, impl, batch, size)
+                if peak:
                     prefix = "" if impl == "ours" else "tv_"
                     row[f"{prefix}peak_infer_mb"] = peak["infer_mb"]
                     row[f"{prefix}peak_train_mb"] = peak["train_mb"]
-    return rows
+        del ours, theirs, models
+        yield row

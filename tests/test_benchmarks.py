@@ -11,6 +11,7 @@ import torch
 import nets
 from benchmarks import cli, timing
 from benchmarks.models import build_pair, has_twin
+from benchmarks.runner import NetworkTimeout, Settings, deadline, measure_model, subjects
 
 
 def test_smoke_run_writes_the_report(tmp_path, capsys):
@@ -39,6 +40,8 @@ def test_smoke_run_writes_the_report(tmp_path, capsys):
     assert fast["throughput"] > 0 and "train_throughput" not in fast
     assert fast["tv_throughput"] > 0 and fast["eager_throughput"] > 0  # both references
     assert set(fast["ratio_eager_throughput"]) == {"median", "p25", "p75"}
+    # Tracing and timing the plans is the fast path's compile time; the twin stays eager.
+    assert fast["compile_s"] > 0 and "tv_compile_s" not in fast
     assert set(fast["plans"]) == {"1x3x32x32", "2x3x32x32"}
     assert set(fast["plans"].values()) <= {"torchscript", "eager"}
     assert f"| fast ({fast['plans']['2x3x32x32']}) |" in table
@@ -52,10 +55,93 @@ def test_model_without_twin_and_skipped_mode(tmp_path):
     rows = json.loads((out / "results.json").read_text())["rows"]
     eager, bf16, fast, compiled = rows
     assert compiled["throughput"] > 0 and compiled["train_throughput"] > 0  # torch.compile
+    # Compilation is a figure of its own, outside the steady-state timings.
+    assert compiled["compile_s"] > 0 and compiled["train_compile_s"] > 0
+    assert fast["compile_s"] > 0 and "eager_compile_s" not in fast and "tv_compile_s" not in fast
     assert not eager["torchvision"] and "tv_throughput" not in eager
     assert "CUDA" in bf16["skipped"]
     # no torchvision twin: the fast path is still measured against our eager model
     assert "tv_throughput" not in fast and fast["ratio_eager_throughput"]["median"] > 0
+
+
+def test_runner_computes_only_on_the_target_device():
+    """Every tensor the runner computes with is on the target device. On the meta device
+    (shapes, no values) a CPU model meeting a meta input raises, exactly as the CPU models
+    met a CUDA input when the runner first ran on a GPU."""
+    meta = torch.device("meta")
+    settings = Settings(device=meta, input_size=32, batch_size=2, repeats=1, memory=False,
+                        modes=("eager", "channels_last", "fast"))  # fmt: skip
+    subj = subjects("resnet18", settings)
+    for module in (subj.ours, subj.theirs):
+        assert {t.device for t in [*module.parameters(), *module.buffers()]} == {meta}
+    assert subj.x1.device == subj.xb.device == meta and subj.xb.shape == (2, 3, 32, 32)
+    rows = measure_model("resnet18", settings, log=lambda s: None)
+    assert [r["mode"] for r in rows] == ["eager", "channels_last", "fast"]
+    assert rows[0]["max_abs_diff_vs_tv"] is None  # no values on meta to compare
+    assert all(r["throughput"] > 0 for r in rows) and rows[0]["train_throughput"] > 0
+
+
+def test_results_are_written_after_every_row(tmp_path, monkeypatch):
+    """A run stopped in its second mode keeps the first mode's row on disk."""
+    from benchmarks import runner
+
+    real = runner.iter_measure
+
+    def stopped(name, settings, log):
+        gen = real(name, settings, log)
+        yield next(gen)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "iter_measure", stopped)
+    out = tmp_path / "res"
+    argv = ["lenet5", "--batch-size", "2", "--repeats", "1", "--modes", "eager", "fast",
+            "--no-memory", "--no-charts", "--out", str(out)]  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(argv)
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["mode"] for r in rows] == ["eager"] and rows[0]["throughput"] > 0
+    assert "| lenet5 | eager |" in (out / "table.md").read_text()
+
+
+def test_a_network_past_its_timeout_is_skipped_with_a_note(tmp_path, capsys):
+    out = tmp_path / "res"
+    argv = ["lenet5", "alexnet", "--batch-size", "2", "--repeats", "1", "--modes", "eager",
+            "fast", "--no-memory", "--no-charts", "--timeout", "0.001",
+            "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["mode"]) for r in rows] == [
+        ("lenet5", "eager"), ("lenet5", "fast"), ("alexnet", "eager"), ("alexnet", "fast")
+    ]  # fmt: skip
+    assert all(r["skipped"] == "ran past --timeout 0.001 s" for r in rows)
+    assert "lenet5: ran past --timeout 0.001 s; skipped eager, fast" in capsys.readouterr().err
+    import signal
+
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no alarm left behind
+    with pytest.raises(SystemExit):
+        cli.main(["lenet5", "--timeout", "0"])
+
+
+def test_a_timeout_wrapped_or_swallowed_by_a_library_still_ends_the_network():
+    """torch.compile wraps an exception from inside its backend (BackendCompilerFailed) or
+    logs it and falls back to eager: either way the network must end as timed out."""
+    import time
+
+    with pytest.raises(NetworkTimeout):
+        with deadline(0.05):
+            try:
+                time.sleep(2)
+            except NetworkTimeout as exc:
+                raise RuntimeError("backend failed") from exc
+    t = time.perf_counter()
+    with pytest.raises(NetworkTimeout):
+        with deadline(0.05):
+            try:
+                time.sleep(2)
+            except NetworkTimeout:
+                pass  # swallowed: the alarm fires again a second later
+            time.sleep(5)
+    assert time.perf_counter() - t < 2.5
 
 
 def test_twins_come_from_the_weights_registry():
