@@ -2,6 +2,7 @@
 #            EfficientNet-Lite0 with its real ImageNet weights (linear probe), then a table.
 # make classify: the sample photos through the real EfficientNet-Lite0 ImageNet weights.
 # make test: the whole test suite (what CI runs).
+# make gpu-check: on a GPU machine, the CUDA tests and a short CUDA benchmark (one folder).
 # Both create .venv when it is missing and install the project with constraints.txt.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo classify test lint format clean
+.PHONY: demo classify test lint format clean gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ classify: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# On the GPU machine, from source (no venv, no install): ../shared/GPU.md.
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nets weights train benchmarks tests

@@ -49,6 +49,8 @@ __all__ = [
 
 
 BACKENDS = ("auto", "torchscript", "eager")
+# Storage precisions of the fast path: None keeps the model's own (float32).
+DTYPES = (None, torch.float32, torch.bfloat16, torch.float16)
 
 
 class _FlowRecorder(TorchFunctionMode):
@@ -179,12 +181,16 @@ class InferenceModel(nn.Module):
     max_graphs = 8  # distinct input shapes kept; the oldest is dropped beyond that
     timing_rounds = 3  # calls of each candidate when ``backend="auto"`` chooses
 
-    def __init__(self, model: nn.Module, *, backend: str = "auto") -> None:
+    def __init__(
+        self, model: nn.Module, *, backend: str = "auto", dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.model = model
         self.backend = backend
+        # Half precision: weights stored in it, inputs cast at the door, outputs float32.
+        self.dtype = None if dtype == torch.float32 else dtype
         # input key -> its graph, or None where the eager model runs that input
         self._graphs: OrderedDict[tuple, torch.jit.ScriptModule | None] = OrderedDict()
 
@@ -213,8 +219,17 @@ class InferenceModel(nn.Module):
 
     @property
     def plans(self) -> dict[tuple[int, ...], str]:
-        """What runs each input shape seen so far: ``"torchscript"`` or ``"eager"``."""
-        return {key[0]: "eager" if g is None else "torchscript" for key, g in self._graphs.items()}
+        """What runs each input shape seen so far: ``"torchscript"``, ``"eager"``, or
+        ``"eager bfloat16"`` / ``"eager float16"`` for a half-precision model."""
+        eager = "eager" if self.dtype is None else f"eager {str(self.dtype).split('.')[-1]}"
+        return {key[0]: eager if g is None else "torchscript" for key, g in self._graphs.items()}
+
+    def _record(self, x: torch.Tensor) -> None:
+        key = (tuple(x.shape), x.dtype, x.device, x.is_contiguous())
+        if key not in self._graphs:
+            self._graphs[key] = None
+            if len(self._graphs) > self.max_graphs:
+                self._graphs.popitem(last=False)
 
     def _faster(self, graph: torch.jit.ScriptModule, x: torch.Tensor) -> bool:
         """Whether ``graph`` runs ``x`` faster than the eager model: both were run once by
@@ -229,10 +244,24 @@ class InferenceModel(nn.Module):
                     best[which] = min(best[which], time.perf_counter() - start)
         return best["graph"] < best["eager"]
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The eager model's features; in half precision, of the input cast to it."""
+        return self.model.forward_features(x if self.dtype is None else x.to(self.dtype))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.dtype is None:
+            return self.model.forward_head(x, pre_logits=pre_logits)
+        return self.model.forward_head(x.to(self.dtype), pre_logits=pre_logits).float()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check = getattr(self.model, "check_input", None)
         if check is not None:
             check(x)  # before tracing: a bad input must raise the network's own error
+        if self.dtype is not None:
+            # Eager in the storage precision (TorchScript's oneDNN pass is float32 only);
+            # float32 logits, so softmax and losses downstream keep their precision.
+            self._record(x)
+            return self.model(x.to(self.dtype)).float()
         usable = (
             self.backend != "eager"
             and x.device.type == "cpu"
@@ -292,6 +321,7 @@ def optimize_for_inference(
     model: nn.Module,
     example: torch.Tensor | None = None,
     *,
+    dtype: torch.dtype | None = None,
     backend: str = "auto",
     channels_last: bool = True,
 ) -> InferenceModel:
@@ -306,14 +336,30 @@ def optimize_for_inference(
     which measured faster for eager convolutions on the CPU and on CUDA. ``example`` is an
     input used to read the data flow (default: one random image at the model's minimum
     input size).
+
+    ``dtype``: ``torch.bfloat16`` or ``torch.float16`` stores the folded weights in half
+    precision (folding itself is done in float32 first), casts each input to it and
+    returns float32 outputs; it always runs eager. ``None`` or ``torch.float32`` keeps
+    float32. Half precision changes the logits slightly; the contract is the float32 top-1
+    on at least 99% of real images and the top-5 set on 97%. Measured with the real
+    EfficientNet-Lite0 weights on 300 crops of the sample photos: float16 99.7% and 98.3%,
+    bfloat16 only 97.3% and 85.3% (3 fewer mantissa bits), so prefer float16 unless a
+    network's activations overflow it. Half precision pays on GPUs with tensor cores; on a
+    CPU without native half-precision kernels it runs slower than float32.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if dtype not in DTYPES:
+        raise ValueError(
+            f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}"
+        )
     fast = copy.deepcopy(model).eval()
     x = _example(fast, example)
     fold_batchnorm(fast, find_conv_bn_pairs(fast, x))
     _strip_identities(fast)
+    if dtype is not None and dtype != torch.float32:
+        fast = fast.to(dtype)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     fast.requires_grad_(False)
-    return InferenceModel(fast, backend=backend).eval()
+    return InferenceModel(fast, backend=backend, dtype=dtype).eval()

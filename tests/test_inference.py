@@ -176,3 +176,78 @@ def test_cuda_fast_path(monkeypatch):
     # AttributeError about a Sequential on the H200 came from stem.conv).
     first = fast.model.get_submodule(model.first_conv)
     assert first.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_half_precision_storage_with_float32_at_the_doors():
+    model = randomize_bn(nets.create_model("resnet18")).eval()
+    fast = optimize_for_inference(model, dtype=torch.bfloat16)
+    assert fast.model.fc.weight.dtype == torch.bfloat16 if hasattr(fast.model, "fc") else True
+    assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
+    x = torch.randn(2, 3, 40, 40)
+    with torch.no_grad():
+        out = fast(x)
+        feats = fast.forward_features(x)
+        assert out.dtype == torch.float32 and out.shape == (2, 1000)
+        assert feats.dtype == torch.bfloat16
+        assert fast.forward_head(feats).dtype == torch.float32
+    assert fast.plans == {(2, 3, 40, 40): "eager bfloat16"}
+    fp32 = optimize_for_inference(model, dtype=torch.float32, backend="eager")
+    assert fp32.dtype is None and {p.dtype for p in fp32.model.parameters()} == {torch.float32}
+    with pytest.raises(ValueError, match="dtype must be None, torch.float32, torch.bfloat16"):
+        optimize_for_inference(model, dtype=torch.int8)
+
+
+def _sample_crops(n: int, size: int = 224) -> torch.Tensor:
+    """``n`` distinct crops (random position, scale and aspect, some mirrored) of the three
+    sample photos, as [0, 1] tensors: real image statistics, not noise."""
+    from pathlib import Path
+
+    from torchvision.transforms import v2
+
+    from nets.images import load_image
+
+    photos = sorted((Path(__file__).resolve().parents[1] / "samples").glob("*.jpg"))
+    crop = v2.Compose([
+        v2.ToImage(), v2.RandomResizedCrop(size, scale=(0.05, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
+    ])  # fmt: skip
+    torch.manual_seed(0)
+    images = [load_image(p) for p in photos]
+    return torch.stack([crop(images[i % len(images)]) for i in range(n)])
+
+
+def _half_agreement(device: str, dtype: torch.dtype) -> tuple[float, float]:
+    """Top-1 and top-5-set agreement of the half-precision fast path with the float32 model,
+    real EfficientNet-Lite0 weights, 300 real crops, on ``device``."""
+    model = nets.create_model("efficientnet_lite0", weights="imagenet").eval().to(device)
+    x = ((_sample_crops(300) - 0.5) / 0.5).to(device)  # the file's mean 0.5, std 0.5
+    fast = optimize_for_inference(model, dtype=dtype)
+    with torch.no_grad():
+        want = torch.cat([model(b) for b in x.split(50)]).cpu()
+        got = torch.cat([fast(b) for b in x.split(50)]).cpu()
+    top1 = (got.argmax(1) == want.argmax(1)).float().mean().item()
+    top5 = got.topk(5).indices.sort(1).values == want.topk(5).indices.sort(1).values
+    return top1, top5.all(1).float().mean().item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_half_precision_keeps_the_real_top1(capsys, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # a true float32 reference
+    top1, top5 = _half_agreement("cuda", torch.float16)
+    with capsys.disabled():
+        print(f"\nCUDA float16 fast path vs float32, 300 crops: top-1 {top1:.1%}, top-5 {top5:.1%}")
+    assert top1 >= 0.99 and top5 >= 0.97, (top1, top5)
+
+
+@pytest.mark.slow
+def test_half_precision_keeps_the_real_top1(capsys):
+    """The fast path's contract in half precision, with the real EfficientNet-Lite0 weights
+    on 300 real crops: the float32 model's top-1 on at least 99% of them and its top-5 set
+    on at least 97%. float16 meets it (measured here: 99.7% and 98.3%); bfloat16, with 3
+    fewer mantissa bits, does not for this network (97.3% and 85.3%; autocast 98.0% and
+    89.0%), which the README states. About 90 s on 2 cores: float16 convolutions are slow
+    on a CPU."""
+    top1, top5 = _half_agreement("cpu", torch.float16)
+    with capsys.disabled():
+        print(f"\nfloat16 fast path vs float32, 300 crops: top-1 {top1:.1%}, top-5 set {top5:.1%}")
+    assert top1 >= 0.99 and top5 >= 0.97, (top1, top5)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# make gpu-check: the CUDA tests and a short benchmark of ResNet-50, MobileNet-v2 and
+# EfficientNet-B0, on a machine with one GPU and no network, the project run from source
+# (../shared/GPU.md). Everything goes to one folder; each step has its own time limit, so
+# one hang cannot eat the rest. At most 5 minutes in all (130 s of tests, 170 s of benchmark).
+#
+#   make gpu-check                                   # CUDA, batch 256, results/cuda-<date>
+#   make gpu-check DEVICE=cpu BATCH=2 SIZE=64        # a dry run of the script here
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+DEVICE=${DEVICE:-cuda}
+BATCH=${BATCH:-256}
+SIZE=${SIZE:-}
+PY=${PY:-python3}
+OUT=${OUT:-benchmarks/results/${DEVICE}-check-$(date +%F)}
+# From source: the checkout, and the Lite0 weights package copied beside it (GPU.md).
+export PYTHONPATH="$PWD:$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$OUT"
+
+if [ "$DEVICE" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    echo "gpu-check: no CUDA device here (DEVICE=cpu runs the script as a dry run)" >&2
+    exit 2
+fi
+"$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision',
+torchvision.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" \
+    | tee "$OUT/device.txt"
+
+status=0
+# 1. The CUDA tests (they skip without a GPU), with the figures they print.
+timeout 130 "$PY" -m pytest -q -s -p no:cacheprovider -k cuda \
+    tests/test_inference.py tests/test_benchmarks.py 2>&1 | tee "$OUT/cuda-tests.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+# 2. Three networks in every mode the device supports; --timeout bounds each network and
+#    the results are rewritten after every mode, so a stopped run keeps what it measured.
+timeout 170 "$PY" -m benchmarks resnet50 mobilenet_v2 efficientnet_b0 --device "$DEVICE" \
+    --batch-size "$BATCH" ${SIZE:+--input-size "$SIZE"} --repeats 5 --timeout 55 \
+    --no-charts --out "$OUT" 2> >(tee "$OUT/benchmark-log.txt" >&2) | tee "$OUT/table-printed.md"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "gpu-check: results in $OUT (exit $status)"
+exit $status
