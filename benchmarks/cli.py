@@ -46,7 +46,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch-size", type=int, default=8, help="batch of the throughput figures")
     p.add_argument("--input-size", type=int, help="square input side (default: each model's)")
-    p.add_argument("--modes", nargs="+", choices=MODES, help="default: all the device supports")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        help="default: eager channels_last fast on the CPU, every mode on CUDA",
+    )
     p.add_argument("--repeats", type=int, default=7, help="timed samples per network and mode")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak memory figures")

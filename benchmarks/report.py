@@ -13,12 +13,13 @@ import torchvision
 from weights.io import atomic_write
 
 COLUMNS = (
-    "model", "mode", "input_size", "batch_size", "params", "macs",
+    "model", "mode", "dtype", "input_size", "batch_size", "params", "macs",
     "latency_ms", "tv_latency_ms", "throughput", "tv_throughput", "ratio_throughput",
-    "eager_throughput", "ratio_eager_throughput",
+    "eager_throughput", "ratio_eager_throughput", "tvc_throughput", "ratio_tvc_throughput",
     "train_throughput", "tv_train_throughput", "ratio_train_throughput",
     "peak_infer_mb", "tv_peak_infer_mb", "peak_train_mb", "tv_peak_train_mb",
-    "compile_s", "tv_compile_s", "train_compile_s", "tv_train_compile_s", "skipped",
+    "compile_s", "tv_compile_s", "tvc_compile_s", "train_compile_s", "tv_train_compile_s",
+    "skipped",
 )  # fmt: skip
 
 
@@ -64,7 +65,8 @@ def markdown(rows: list[dict]) -> str:
     to run at batch N (a TorchScript graph or the folded eager model)."""
     head = (
         "| model | mode | size | params (M) | GMACs | latency b1 (ms) | tv (ms) | "
-        "img/s bN | tv img/s | ratio | vs ours eager | train img/s | tv train | train ratio | "
+        "img/s bN | tv img/s | ratio | vs ours eager | vs tv compiled | train img/s | "
+        "tv train | train ratio | "
         "peak MB (infer/train) | compile s (tv) |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -72,8 +74,9 @@ def markdown(rows: list[dict]) -> str:
         if r.get("skipped"):
             continue
         compiled = _num(r.get("compile_s"))
-        if compiled and r.get("tv_compile_s") is not None:
-            compiled += f" ({r['tv_compile_s']:.1f})"
+        twin = r.get("tv_compile_s", r.get("tvc_compile_s"))
+        if compiled and twin is not None:
+            compiled += f" ({twin:.1f})"
         mem = ""
         if r.get("peak_infer_mb") is not None:
             mem = f"{r['peak_infer_mb']:.0f}/{_num(r.get('peak_train_mb'), '{:.0f}')}"
@@ -94,6 +97,7 @@ def markdown(rows: list[dict]) -> str:
                     _num(r.get("tv_throughput")),
                     _ratio(r.get("ratio_throughput")),
                     _ratio(r.get("ratio_eager_throughput")),
+                    _ratio(r.get("ratio_tvc_throughput")),
                     _num(r.get("train_throughput")),
                     _num(r.get("tv_train_throughput")),
                     _ratio(r.get("ratio_train_throughput")),
@@ -124,7 +128,8 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         w.writeheader()
         for r in rows:
             flat = {k: r.get(k) for k in COLUMNS}
-            for k in ("ratio_throughput", "ratio_eager_throughput", "ratio_train_throughput"):
+            for k in ("ratio_throughput", "ratio_eager_throughput", "ratio_tvc_throughput",
+                      "ratio_train_throughput"):  # fmt: skip
                 flat[k] = r[k]["median"] if r.get(k) else None
             if r.get("ratio_throughput"):
                 flat["ratio_p25"] = r["ratio_throughput"]["p25"]

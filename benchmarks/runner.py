@@ -21,8 +21,22 @@ from . import memory
 from .models import build_pair, input_size
 from .timing import interleaved, ratio_stats
 
-MODES = ("eager", "channels_last", "bf16", "compile", "fast")
+# eager, channels_last: as they say. bf16: bf16 autocast (NCHW). amp: bf16 autocast with
+# channels_last, the recommended way to train and infer on a GPU. compile: torch.compile.
+# fast: our fast path at its best precision for the device (float16 on CUDA, where it
+# keeps the float32 top-1 on real images; float32 on the CPU); fast-fp32: the fast path in
+# float32. torchvision's twin runs every mode the same way, except the fast ones, where it
+# stays plain eager float32 (and on CUDA is also compiled at the fast path's precision).
+MODES = ("eager", "channels_last", "bf16", "amp", "compile", "fast", "fast-fp32")
+FAST_MODES = ("fast", "fast-fp32")
 DEFAULT_MODES = {"cpu": ("eager", "channels_last", "fast"), "cuda": MODES}
+
+
+def fast_dtype(mode: str, device: torch.device) -> torch.dtype:
+    """The precision the fast path runs ``mode`` in on ``device``."""
+    if mode == "fast" and device.type == "cuda":
+        return torch.float16  # bfloat16 loses the top-1 on real images (tests/test_inference)
+    return torch.float32
 
 
 @dataclass
@@ -118,25 +132,35 @@ def mode_supported(mode: str, device: torch.device) -> str | None:
 
 
 def prepare(model: nn.Module, mode: str, example: torch.Tensor, *, ours: bool) -> nn.Module:
-    """``model`` as ``mode`` runs it. torchvision's twin in mode "fast" stays eager: the fast
-    path is compared with torchvision's plain eager model, the issue's target."""
-    if mode == "channels_last":
+    """``model`` as ``mode`` runs it. torchvision's twin in the fast modes stays eager: the
+    fast path is compared with torchvision's plain eager model, the issue's target."""
+    if mode in ("channels_last", "amp"):
         return model.to(memory_format=torch.channels_last)
     if mode == "compile":
         return torch.compile(model)
-    if mode == "fast" and ours:
-        return optimize_for_inference(model, example)
+    if mode in FAST_MODES and ours:
+        dtype = fast_dtype(mode, example.device)
+        return optimize_for_inference(model, example, dtype=dtype)
     return model
 
 
 def _convert(x: torch.Tensor, mode: str) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if mode == "channels_last" else x
+    if mode in ("channels_last", "amp"):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def _autocast(mode: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if mode == "bf16":
+    if mode in ("bf16", "amp"):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compiled_twin(theirs: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """torchvision's model as a user would speed it up alone: in ``dtype``, channels_last,
+    under torch.compile (what the fast path must beat to add anything)."""
+    twin = copy.deepcopy(theirs).to(dtype).to(memory_format=torch.channels_last)
+    return torch.compile(twin)
 
 
 def _infer_fn(model: nn.Module, x: torch.Tensor, mode: str, device: torch.device) -> Callable:
@@ -194,7 +218,7 @@ def _sync(device: torch.device) -> None:
 
 # Modes whose first call at a new shape builds something (a compiled graph, a traced plan):
 # its time is reported as compile_s, apart from the steady-state figures.
-COMPILING = ("compile", "fast")
+COMPILING = ("compile", *FAST_MODES)
 
 
 def measure_model(name: str, settings: Settings, log: Callable[[str], None] = print) -> list[dict]:
@@ -242,18 +266,28 @@ def iter_measure(
         models, prefixes = [ours], [""]
         if theirs is not None:
             models, prefixes = [ours, theirs], ["", "tv_"]
-        if mode == "fast":  # also against our own plain eager model, for every network
+        # Inputs of each model: the compiled twin takes the fast path's precision itself.
+        cast: dict[str, torch.dtype] = {}
+        if mode in FAST_MODES:  # also against our own plain eager model, for every network
             models.append(copy.deepcopy(base_ours))
             prefixes.append("eager_")
+            row["dtype"] = str(fast_dtype(mode, device)).replace("torch.", "")
+            if theirs is not None and device.type == "cuda":
+                models.append(compiled_twin(base_theirs, fast_dtype(mode, device)))
+                prefixes.append("tvc_")
+                cast["tvc_"] = fast_dtype(mode, device)
         for key, x, n in (("latency_ms", x1, 1), ("throughput", xb, batch)):
-            x = _convert(x, mode)
-            fns = [_infer_fn(m, x, mode, device) for m in models]
+            fns = [
+                _infer_fn(m, _convert(x.to(cast.get(p, x.dtype)), mode), mode, device)
+                for m, p in zip(models, prefixes, strict=True)
+            ]
             if mode in COMPILING:  # each new shape compiles (or is traced and timed)
-                # torchvision's twin is compiled too in "compile", and stays eager in "fast".
-                only = ("", "tv_") if mode == "compile" else ("",)
+                # torchvision's twin is compiled in "compile", and stays eager in the fast
+                # modes, where its compiled copy is timed as tvc_.
+                only = ("", "tv_") if mode == "compile" else ("", "tvc_")
                 _first_calls(fns, prefixes, "compile_s", device, row, only)
             _pair_figures(fns, prefixes, n, settings, key, row)
-        if mode == "fast":
+        if mode in FAST_MODES:
             row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
         else:  # the fast path is inference-only
             trained = (

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nets
-from benchmarks import cli, timing
+from benchmarks import cli, runner, timing
 from benchmarks.models import build_pair, has_twin
 from benchmarks.runner import NetworkTimeout, Settings, deadline, measure_model, subjects
 
@@ -64,6 +64,28 @@ def test_model_without_twin_and_skipped_mode(tmp_path):
     assert "tv_throughput" not in fast and fast["ratio_eager_throughput"]["median"] > 0
 
 
+def test_amp_and_both_fast_modes(tmp_path):
+    """amp (bf16 autocast + channels_last) runs ours and the twin alike, training included;
+    fast runs at the device's best precision (float32 on the CPU, float16 on CUDA) and
+    fast-fp32 in float32, both against torchvision eager and our own eager model."""
+    out = tmp_path / "res"
+    argv = ["resnet18", "--input-size", "32", "--batch-size", "2", "--repeats", "1",
+            "--modes", "amp", "fast", "fast-fp32", "--no-memory", "--no-charts",
+            "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    amp, fast, fp32 = json.loads((out / "results.json").read_text())["rows"]
+    assert amp["mode"] == "amp" and amp["train_throughput"] > 0 and amp["tv_train_throughput"] > 0
+    assert amp["ratio_throughput"]["median"] > 0 and "plans" not in amp
+    for row in (fast, fp32):
+        assert row["dtype"] == "float32" and row["tv_throughput"] > 0
+        assert row["eager_throughput"] > 0 and "train_throughput" not in row
+        assert "tvc_throughput" not in row  # the compiled twin is a CUDA reference
+    assert runner.fast_dtype("fast", torch.device("cuda")) == torch.float16
+    assert runner.fast_dtype("fast-fp32", torch.device("cuda")) == torch.float32
+    table = (out / "table.md").read_text()
+    assert "| vs tv compiled |" in table and "| fast-fp32 (" in table
+
+
 def test_runner_computes_only_on_the_target_device():
     """Every tensor the runner computes with is on the target device. On the meta device
     (shapes, no values) a CPU model meeting a meta input raises, exactly as the CPU models
@@ -83,7 +105,6 @@ def test_runner_computes_only_on_the_target_device():
 
 def test_results_are_written_after_every_row(tmp_path, monkeypatch):
     """A run stopped in its second mode keeps the first mode's row on disk."""
-    from benchmarks import runner
 
     real = runner.iter_measure
 
@@ -174,5 +195,8 @@ def test_cuda_smoke(tmp_path):
     argv = ["resnet18", "--device", "cuda", "--input-size", "32", "--batch-size", "2"]
     assert cli.main([*argv, "--repeats", "1", "--no-charts", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {r["mode"] for r in rows} == {"eager", "channels_last", "bf16", "compile", "fast"}
+    assert [r["mode"] for r in rows] == list(runner.MODES) and not any("skipped" in r for r in rows)
     assert all(r["peak_infer_mb"] > 0 for r in rows)
+    fast = rows[runner.MODES.index("fast")]
+    assert fast["dtype"] == "float16" and fast["tvc_throughput"] > 0 and fast["tvc_compile_s"] > 0
+    assert rows[runner.MODES.index("amp")]["train_throughput"] > 0
