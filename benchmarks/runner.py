@@ -19,7 +19,7 @@ from nets.inference import optimize_for_inference
 
 from . import memory
 from .models import build_pair, input_size
-from .timing import interleaved, ratio_stats
+from .timing import interleaved, ratio_stats, sync
 
 # eager, channels_last: as they say. bf16: bf16 autocast (NCHW). amp: bf16 autocast with
 # channels_last, the recommended way to train and infer on a GPU. compile: torch.compile.
@@ -204,16 +204,11 @@ def _first_calls(
     for fn, prefix in zip(fns, prefixes, strict=True):
         if prefix not in only:
             continue
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         row[f"{prefix}{key}"] = row.get(f"{prefix}{key}", 0.0) + time.perf_counter() - t
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # Modes whose first call at a new shape builds something (a compiled graph, a traced plan):

@@ -14,7 +14,7 @@ import torch
 MIN_SAMPLE_S = 0.05  # calls per sample are raised until one sample lasts this long
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -23,7 +23,7 @@ def time_calls(fn: Callable[[], object], iters: int, device: torch.device) -> fl
     """Seconds per call of ``fn``, over ``iters`` calls; CUDA events on CUDA."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        _sync(device)
+        sync(device)
         start.record()
         for _ in range(iters):
             fn()
@@ -61,7 +61,7 @@ def interleaved(
     for fn in fns:
         for _ in range(warmup):
             fn()
-        _sync(device)
+        sync(device)
     slowest = max(time_calls(fn, 1, device) for fn in fns)
     iters = max(1, math.ceil(MIN_SAMPLE_S / max(slowest, 1e-9)))
     out = [Samples([]) for _ in fns]

@@ -205,10 +205,12 @@ class InferenceModel(nn.Module):
             raise RuntimeError("optimize_for_inference returns an eval-only model")
         return super().train(False)
 
-    def _graph(self, x: torch.Tensor) -> torch.jit.ScriptModule | None:
+    def _graph(self, x: torch.Tensor, trace: bool = True) -> torch.jit.ScriptModule | None:
+        """The graph chosen for inputs like ``x`` (None: eager), made on first sight;
+        ``trace=False`` only records that eager runs them."""
         key = (tuple(x.shape), x.dtype, x.device, x.is_contiguous())
         if key not in self._graphs:
-            graph = _script(self.model, x)
+            graph = _script(self.model, x) if trace else None
             if graph is not None and self.backend == "auto" and not self._faster(graph, x):
                 graph = None
             self._graphs[key] = graph
@@ -223,13 +225,6 @@ class InferenceModel(nn.Module):
         ``"eager bfloat16"`` / ``"eager float16"`` for a half-precision model."""
         eager = "eager" if self.dtype is None else f"eager {str(self.dtype).split('.')[-1]}"
         return {key[0]: eager if g is None else "torchscript" for key, g in self._graphs.items()}
-
-    def _record(self, x: torch.Tensor) -> None:
-        key = (tuple(x.shape), x.dtype, x.device, x.is_contiguous())
-        if key not in self._graphs:
-            self._graphs[key] = None
-            if len(self._graphs) > self.max_graphs:
-                self._graphs.popitem(last=False)
 
     def _faster(self, graph: torch.jit.ScriptModule, x: torch.Tensor) -> bool:
         """Whether ``graph`` runs ``x`` faster than the eager model: both were run once by
@@ -260,7 +255,7 @@ class InferenceModel(nn.Module):
         if self.dtype is not None:
             # Eager in the storage precision (TorchScript's oneDNN pass is float32 only);
             # float32 logits, so softmax and losses downstream keep their precision.
-            self._record(x)
+            self._graph(x, trace=False)
             return self.model(x.to(self.dtype)).float()
         usable = (
             self.backend != "eager"

@@ -310,7 +310,8 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         (cfg.optimizer, strategy), 1e-3 if cfg.optimizer == "adamw" else 1e-2
     )
     out = Path(cfg.out or f"runs/{cfg.model}-{strategy}")
-    check_out(out, cfg.resume, cfg.overwrite)
+    if not cfg.out:  # a given --out was checked before any work
+        check_out(out, cfg.resume, cfg.overwrite)
     probe = strategy == "linear-probe"
     aux = cfg.aux_weight > 0 and not probe
 

@@ -26,7 +26,8 @@ def weights_identity(model: nn.Module) -> str:
     """The sha256 of the backbone's tensors as loaded: two different files under one name
     (or one tag) can never share cached features. The classifier is left out, since the
     features are what comes before it."""
-    skip = {id(t) for t in model.get_classifier().parameters()} if model.get_classifier() else set()
+    classifier = model.get_classifier()
+    skip = {id(t) for t in classifier.parameters()} if classifier is not None else set()
     digest = hashlib.sha256()
     for key, value in sorted(model.state_dict(keep_vars=True).items()):
         if id(value) in skip:

@@ -53,13 +53,19 @@ def load_trained(path: str | os.PathLike) -> tuple[nn.Module, list[str], wts.Pre
             isinstance(v, torch.Tensor) for v in weights_state.values()
         ):
             raise TrainError(f"{str(path)!r} holds no model state dict")
+        # Auxiliary heads trained with the model are left out of the plain one.
+        weights_state = {
+            k: v for k, v in weights_state.items() if k in expected or not k.startswith("aux")
+        }
+        # The same strict checks as every other load: keys and shapes, then dtypes.
+        wts.check_state_dict(
+            config["model"],
+            repr(str(path)),
+            {k: v.shape for k, v in expected.items()},
+            weights_state,
+        )
         wts.check_dtypes(weights_state, repr(str(path)), {k: v.dtype for k, v in expected.items()})
-        try:
-            missing, unexpected = model.load_state_dict(weights_state, strict=False)
-        except RuntimeError:  # mis-shaped tensors
-            missing, unexpected = ["(mis-shaped tensors)"], []
-        if missing or any(not k.startswith("aux") for k in unexpected):
-            raise TrainError(f"{str(path)!r} does not match {config['model']}")
+        model.load_state_dict(weights_state)
         pre = wts.Preprocessing.from_metadata(state.get("preprocessing", {}))
     if pre is None:
         weights = model.pretrained_cfg.get("preprocessing")

@@ -87,7 +87,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         source_sha256=sha256_of(path),
         tag=tag,
     )
-    check_dtypes(state_dict, repr(str(path)))
     save_safetensors(
         state_dict, args.output, out_meta, check=lambda tmp: _loads_into(args.arch, tmp, source)
     )
