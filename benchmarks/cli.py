@@ -13,9 +13,18 @@ from pathlib import Path
 import torch
 
 import nets
+from nets.inference import BACKENDS
 
 from . import charts, report
-from .runner import DEFAULT_MODES, MODES, NetworkTimeout, Settings, deadline, iter_measure
+from .runner import (
+    DEFAULT_MODES,
+    MODES,
+    NetworkTimeout,
+    Settings,
+    deadline,
+    fast_backend,
+    iter_measure,
+)
 
 
 def select(patterns: list[str]) -> list[str]:
@@ -60,6 +69,11 @@ def parser() -> argparse.ArgumentParser:
         help="per network: past it, the network's remaining modes are skipped with a note "
         "and the run goes on (default: no limit)",
     )  # fmt: skip
+    p.add_argument(
+        "--fast-backend", choices=BACKENDS,
+        help="optimize_for_inference's backend in the fast modes "
+        "(default: compile on CUDA, auto on the CPU)",
+    )  # fmt: skip
     p.add_argument("--no-charts", action="store_true")
     p.add_argument(
         "--out", type=Path, help="output folder (default: benchmarks/results/<device>-<date>)"
@@ -82,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         modes=tuple(args.modes or DEFAULT_MODES[args.device]),
         memory=not args.no_memory,
         timeout=args.timeout,
+        fast_backend=args.fast_backend,
     )
     if args.timeout is not None and args.timeout <= 0:
         parser().error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
@@ -97,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": settings.repeats,
             "modes": list(settings.modes),
             "timeout_s": settings.timeout,
+            "fast_backend": fast_backend(settings.device, settings.fast_backend),
         },  # fmt: skip
     }
     rows: list[dict] = []

@@ -32,6 +32,14 @@ FAST_MODES = ("fast", "fast-fp32")
 DEFAULT_MODES = {"cpu": ("eager", "channels_last", "fast"), "cuda": MODES}
 
 
+def fast_backend(device: torch.device, chosen: str | None = None) -> str:
+    """The fast path's backend in the fast modes: ``chosen``, or by default inductor on
+    CUDA (compiled, then replayed from a CUDA graph: the fastest measured there) and the
+    automatic choice on the CPU (TorchScript's oneDNN graph or eager, whichever is faster;
+    inductor measured slower than the oneDNN graph there)."""
+    return chosen or ("compile" if device.type == "cuda" else "auto")
+
+
 def fast_dtype(mode: str, device: torch.device) -> torch.dtype:
     """The precision the fast path runs ``mode`` in on ``device``."""
     if mode == "fast" and device.type == "cuda":
@@ -48,6 +56,7 @@ class Settings:
     modes: tuple[str, ...] = ("eager", "fast")
     memory: bool = True
     timeout: float | None = None  # seconds per network; None: no limit
+    fast_backend: str | None = None  # optimize_for_inference's backend; None: fast_backend()
 
 
 class NetworkTimeout(Exception):
@@ -131,7 +140,9 @@ def mode_supported(mode: str, device: torch.device) -> str | None:
     return None
 
 
-def prepare(model: nn.Module, mode: str, example: torch.Tensor, *, ours: bool) -> nn.Module:
+def prepare(
+    model: nn.Module, mode: str, example: torch.Tensor, *, ours: bool, backend: str | None = None
+) -> nn.Module:
     """``model`` as ``mode`` runs it. torchvision's twin in the fast modes stays eager: the
     fast path is compared with torchvision's plain eager model, the issue's target."""
     if mode in ("channels_last", "amp"):
@@ -140,7 +151,8 @@ def prepare(model: nn.Module, mode: str, example: torch.Tensor, *, ours: bool) -
         return torch.compile(model)
     if mode in FAST_MODES and ours:
         dtype = fast_dtype(mode, example.device)
-        return optimize_for_inference(model, example, dtype=dtype)
+        backend = fast_backend(example.device, backend)
+        return optimize_for_inference(model, example, dtype=dtype, backend=backend)
     return model
 
 
@@ -255,7 +267,7 @@ def iter_measure(
         log(f"{name} [{mode}] {size}x{size} batch {batch}")
         ours = copy.deepcopy(base_ours)
         theirs = None if base_theirs is None else copy.deepcopy(base_theirs)
-        ours = prepare(ours, mode, _convert(xb, mode), ours=True)
+        ours = prepare(ours, mode, _convert(xb, mode), ours=True, backend=settings.fast_backend)
         if theirs is not None:
             theirs = prepare(theirs, mode, _convert(xb, mode), ours=False)
         models, prefixes = [ours], [""]
@@ -284,6 +296,7 @@ def iter_measure(
             _pair_figures(fns, prefixes, n, settings, key, row)
         if mode in FAST_MODES:
             row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
+            row["plan_why"] = {"x".join(map(str, k)): p.why for k, p in ours.plan_details.items()}
         else:  # the fast path is inference-only
             trained = (
                 [copy.deepcopy(m).train() for m in models]

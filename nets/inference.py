@@ -12,9 +12,11 @@ What it does, each step kept because it measured faster on the CPU (see
 - Dropout and stochastic depth, identities in eval mode, are removed from the module tree.
 - Weights in channels_last (NHWC convolutions: oneDNN's fast kernels on the CPU, tensor
   cores on CUDA).
-- On the CPU (float32), a frozen TorchScript graph optimised for oneDNN
-  (``torch.jit.optimize_for_inference``: fused conv+activation, prepacked weights, blocked
-  layouts) per input shape, checked against the eager model on first use, and then *timed*
+- Per input shape, a graph where one is faster (``backend``): on the CPU (float32) a
+  frozen TorchScript graph optimised for oneDNN (``torch.jit.optimize_for_inference``:
+  fused conv+activation, prepacked weights, blocked layouts), on CUDA the folded model
+  captured in a CUDA graph, or on request ``torch.compile`` (inductor with freezing). Each
+  is checked against the eager model on first use, and with ``backend="auto"`` *timed*
   against the folded channels_last eager model on that input: the faster one is kept for
   that shape. Neither wins everywhere: on a 2-core CPU at batch 8 the graph ran
   MobileNet-v2 about 15% faster than eager channels_last, and eager channels_last ran
@@ -31,7 +33,8 @@ import copy
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -42,15 +45,40 @@ from torchvision.ops import StochasticDepth
 __all__ = [
     "BACKENDS",
     "InferenceModel",
+    "Plan",
     "find_conv_bn_pairs",
     "fold_batchnorm",
     "optimize_for_inference",
 ]
 
 
-BACKENDS = ("auto", "torchscript", "eager")
+BACKENDS = ("auto", "torchscript", "compile", "cudagraph", "eager")
 # Storage precisions of the fast path: None keeps the model's own (float32).
 DTYPES = (None, torch.float32, torch.bfloat16, torch.float16)
+# How far a graph's output may be from the eager model's, relative to its largest logit,
+# before the graph is refused: float32 graphs only reorder sums; in half precision each
+# reordered sum rounds to 8 (bfloat16) or 11 (float16) bits, so a wrong graph, not the
+# rounding, is what the wider bound still catches.
+_GRAPH_TOLERANCE = {torch.float32: 1e-3, torch.float16: 3e-2, torch.bfloat16: 3e-2}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What runs inputs of one shape, and why.
+
+    ``runner``: ``"torchscript"`` (frozen oneDNN graph, CPU), ``"compile"`` (torch.compile,
+    inductor), ``"cudagraph"`` (the folded eager model captured in a CUDA graph),
+    ``"compile+cudagraph"`` (the compiled model captured in a CUDA graph) or ``"eager"``
+    (the folded eager model). ``build_s``: seconds spent making, checking and (``"auto"``)
+    timing it, once for the shape.
+    """
+
+    runner: str
+    why: str
+    build_s: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.runner} ({self.why})"
 
 
 class _FlowRecorder(TorchFunctionMode):
@@ -164,18 +192,18 @@ def _example(model: nn.Module, example: torch.Tensor | None) -> torch.Tensor:
 
 
 class InferenceModel(nn.Module):
-    """The fast path's result: a folded eager ``model`` plus, on the CPU, frozen TorchScript
-    graphs run through oneDNN (``torch.jit.optimize_for_inference``), one per input shape.
+    """The fast path's result: a folded eager ``model`` plus, per input shape, the runner
+    chosen for it on first sight (``plans`` says which, ``plan_details`` why).
 
-    ``forward`` checks the input as the network does, then runs what was chosen for that
-    input's shape on first use (``plans`` records it: ``"torchscript"`` or ``"eager"``).
-    A graph is traced per shape because shape-dependent Python (TF "same" padding, for
-    instance) becomes constants in a trace. With ``backend="auto"`` the graph is timed
-    against the eager model on that first input and kept only if it is faster. Anything
-    the graphs cannot take (CUDA, another dtype, autograd wanted, a model that cannot be
-    traced) runs the folded eager model. Attributes it does not have
-    (``forward_features``, ``pretrained_cfg``, ``feature_info``...) come from the eager
-    model.
+    Runners: on the CPU in float32, a frozen TorchScript graph run through oneDNN
+    (``torch.jit.optimize_for_inference``); on CUDA, the folded model captured in a CUDA
+    graph; anywhere, ``torch.compile`` (inductor, with freezing), on CUDA also captured in
+    a CUDA graph. Each is built for one shape (shape-dependent Python, TF "same" padding
+    for instance, becomes constants), its output checked against the eager model's on that
+    first input, and with ``backend="auto"`` timed against the eager model and kept only if
+    faster. Whatever cannot be built, differs, is slower or wants autograd runs the folded
+    eager model. Attributes it does not have (``forward_features``, ``pretrained_cfg``,
+    ``feature_info``...) come from the eager model.
     """
 
     max_graphs = 8  # distinct input shapes kept; the oldest is dropped beyond that
@@ -191,8 +219,12 @@ class InferenceModel(nn.Module):
         self.backend = backend
         # Half precision: weights stored in it, inputs cast at the door, outputs float32.
         self.dtype = None if dtype == torch.float32 else dtype
-        # input key -> its graph, or None where the eager model runs that input
-        self._graphs: OrderedDict[tuple, torch.jit.ScriptModule | None] = OrderedDict()
+        # input key -> its runner (None: eager), and the plan that says what and why
+        self._graphs: OrderedDict[tuple, Callable | None] = OrderedDict()
+        self._plans: dict[tuple, Plan] = {}
+        # torch.compile's module is made once and kept out of the module tree (its
+        # parameters are the model's own: no second copy in state_dict).
+        self.__dict__["_compiled"] = None
 
     def __getattr__(self, name: str):  # noqa: ANN204
         try:
@@ -205,39 +237,103 @@ class InferenceModel(nn.Module):
             raise RuntimeError("optimize_for_inference returns an eval-only model")
         return super().train(False)
 
-    def _graph(self, x: torch.Tensor, trace: bool = True) -> torch.jit.ScriptModule | None:
-        """The graph chosen for inputs like ``x`` (None: eager), made on first sight;
-        ``trace=False`` only records that eager runs them."""
+    @property
+    def plans(self) -> dict[tuple[int, ...], str]:
+        """What runs each input shape seen so far: ``"torchscript"``, ``"compile"``,
+        ``"cudagraph"``, ``"compile+cudagraph"`` or ``"eager"``, followed by the precision
+        for a half-precision model (``"eager float16"``)."""
+        suffix = "" if self.dtype is None else f" {str(self.dtype).split('.')[-1]}"
+        return {key[0]: self._plans[key].runner + suffix for key in self._graphs}
+
+    @property
+    def plan_details(self) -> dict[tuple[int, ...], Plan]:
+        """Each shape's ``Plan``: the runner, why it was chosen, and its build time."""
+        return {key[0]: self._plans[key] for key in self._graphs}
+
+    def _runner(self, x: torch.Tensor) -> Callable | None:
+        """The runner chosen for inputs like ``x`` (None: eager), made on first sight."""
         key = (tuple(x.shape), x.dtype, x.device, x.is_contiguous())
         if key not in self._graphs:
-            graph = _script(self.model, x) if trace else None
-            if graph is not None and self.backend == "auto" and not self._faster(graph, x):
-                graph = None
-            self._graphs[key] = graph
+            start = time.perf_counter()
+            fn, plan = self._plan(x)
+            self._graphs[key] = fn
+            self._plans[key] = replace(plan, build_s=time.perf_counter() - start)
             if len(self._graphs) > self.max_graphs:
-                self._graphs.popitem(last=False)
+                old, _ = self._graphs.popitem(last=False)
+                del self._plans[old]
         self._graphs.move_to_end(key)
         return self._graphs[key]
 
-    @property
-    def plans(self) -> dict[tuple[int, ...], str]:
-        """What runs each input shape seen so far: ``"torchscript"``, ``"eager"``, or
-        ``"eager bfloat16"`` / ``"eager float16"`` for a half-precision model."""
-        eager = "eager" if self.dtype is None else f"eager {str(self.dtype).split('.')[-1]}"
-        return {key[0]: eager if g is None else "torchscript" for key, g in self._graphs.items()}
+    def _plan(self, x: torch.Tensor) -> tuple[Callable | None, Plan]:
+        """Build, check and (``auto``) time the runner for ``x``; eager where none fits."""
+        cuda = x.device.type == "cuda"
+        runner = self.backend
+        if runner == "eager":
+            return None, Plan("eager", "backend='eager'")
+        if runner == "auto":
+            if cuda:
+                runner = "cudagraph"
+            elif x.dtype == torch.float32:
+                runner = "torchscript"
+            else:
+                why = f"no graph for {x.dtype} on the CPU; backend='compile' would compile one"
+                return None, Plan("eager", why)
+        elif runner == "torchscript" and (cuda or x.dtype != torch.float32):
+            return None, Plan("eager", "TorchScript's oneDNN graph takes CPU float32 only")
+        elif runner == "cudagraph" and not cuda:
+            return None, Plan("eager", "CUDA graphs need a CUDA input")
+        try:
+            fn, runner, note = self._build(runner, x)
+            with torch.no_grad():
+                expected, got = self.model(x), fn(x)
+        except Exception as exc:  # noqa: BLE001 - any failure to build: run eager
+            return None, Plan("eager", f"{runner} failed: {_reason(exc)}")
+        differs = _difference(got, expected)
+        if differs is not None:
+            return None, Plan("eager", f"{runner} differs from eager: {differs}")
+        if self.backend != "auto":
+            return fn, Plan(runner, f"backend={self.backend!r}{note}")
+        speedup = self._speedup(fn, x)
+        if speedup <= 1:
+            return None, Plan("eager", f"{runner} took {1 / speedup:.2f}x eager's time here")
+        return fn, Plan(runner, f"{speedup:.2f}x faster than eager here")
 
-    def _faster(self, graph: torch.jit.ScriptModule, x: torch.Tensor) -> bool:
-        """Whether ``graph`` runs ``x`` faster than the eager model: both were run once by
-        ``_script`` (warm), then alternate; the best call of each counts, since noise from
-        other processes only ever adds time."""
+    def _build(self, runner: str, x: torch.Tensor) -> tuple[Callable, str, str]:
+        """``(runner fn, runner name, note)``; a failed CUDA-graph capture of the compiled
+        model leaves the compiled model alone, with a note."""
+        if runner == "torchscript":
+            return _script(self.model, x), runner, ""
+        if runner == "cudagraph":
+            return _CudaGraph(_Unchecked(self.model), x), runner, ""
+        if self._compiled is None:
+            # freezing: weights become constants, so inductor folds and prepacks them
+            # (oneDNN layouts on the CPU); safe here since the model is eval-only.
+            compiled = torch.compile(self.model, dynamic=False, options={"freezing": True})
+            self.__dict__["_compiled"] = compiled
+        with torch.no_grad():
+            self._compiled(x)  # compiles for this shape
+        if x.device.type != "cuda":
+            return self._compiled, "compile", ""
+        try:  # launch overhead dominates small batches: replay the compiled kernels
+            return _CudaGraph(self._compiled, x), "compile+cudagraph", ""
+        except Exception as exc:  # noqa: BLE001
+            return self._compiled, "compile", f"; CUDA graph capture failed: {_reason(exc)}"
+
+    def _speedup(self, fn: Callable, x: torch.Tensor) -> float:
+        """Eager time over ``fn``'s time on ``x``: both were run once (warm), then
+        alternate; the best call of each counts, since noise from other processes only
+        ever adds time."""
         best = {"graph": float("inf"), "eager": float("inf")}
+        sync = torch.cuda.synchronize if x.device.type == "cuda" else lambda: None
         with torch.no_grad():
             for _ in range(self.timing_rounds):
-                for which, fn in (("graph", graph), ("eager", self.model)):
+                for which, f in (("graph", fn), ("eager", self.model)):
+                    sync()
                     start = time.perf_counter()
-                    fn(x)
+                    f(x)
+                    sync()
                     best[which] = min(best[which], time.perf_counter() - start)
-        return best["graph"] < best["eager"]
+        return best["eager"] / best["graph"]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The eager model's features; in half precision, of the input cast to it."""
@@ -251,46 +347,74 @@ class InferenceModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check = getattr(self.model, "check_input", None)
         if check is not None:
-            check(x)  # before tracing: a bad input must raise the network's own error
+            check(x)  # before any graph: a bad input must raise the network's own error
         if self.dtype is not None:
-            # Eager in the storage precision (TorchScript's oneDNN pass is float32 only);
-            # float32 logits, so softmax and losses downstream keep their precision.
-            self._graph(x, trace=False)
-            return self.model(x.to(self.dtype)).float()
-        usable = (
-            self.backend != "eager"
-            and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and not (torch.is_grad_enabled() and x.requires_grad)
-        )
-        graph = self._graph(x) if usable else None
-        if graph is None:
-            return self.model(x)
-        with torch.no_grad():
-            return graph(x)
+            x = x.to(self.dtype)
+        # Graphs are inference-only; an input that wants gradients runs the eager model.
+        wants_grad = torch.is_grad_enabled() and x.requires_grad
+        fn = None if wants_grad else self._runner(x)
+        if fn is None:
+            out = self.model(x)
+        else:
+            with torch.no_grad():
+                out = fn(x)
+        # float32 logits from a half-precision model: softmax and losses downstream keep
+        # their precision.
+        return out if self.dtype is None else out.float()
 
 
-def _script(model: nn.Module, x: torch.Tensor) -> torch.jit.ScriptModule | None:
-    """Trace, freeze and oneDNN-optimise ``model`` for inputs shaped like ``x``; ``None``
-    where TorchScript cannot (then the eager model runs)."""
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            # TorchScript is deprecated in favour of torch.compile, but on the CPU its
-            # oneDNN pass is what measured fastest, and compiles in about a second.
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(_Unchecked(model), x, check_trace=False)
-            graph = torch.jit.optimize_for_inference(traced.eval())
-            # Some oneDNN kernels fail only when run (adaptive pooling to a size that does
-            # not divide the input, AlexNet below 224): run it once and compare.
-            expected, got = model(x), graph(x)
-    except Exception:  # noqa: BLE001 - any TorchScript failure: fall back to eager
-        return None
+def _reason(exc: BaseException) -> str:
+    """An exception as one short line (compiler errors can run to pages)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def _difference(got: object, expected: torch.Tensor) -> str | None:
+    """Why ``got`` is not the eager output within its precision's tolerance; None if it is."""
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-        return None
-    scale = expected.abs().max().item()
-    if (got - expected).abs().max().item() > 1e-3 * scale + 1e-6:
-        return None
-    return graph
+        return f"output {type(got).__name__} {getattr(got, 'shape', '')} is not {expected.shape}"
+    scale = expected.float().abs().max().item()
+    diff = (got.float() - expected.float()).abs().max().item()
+    bound = _GRAPH_TOLERANCE.get(expected.dtype, 1e-3) * scale + 1e-6
+    return None if diff <= bound else f"max difference {diff:.3g} > {bound:.3g}"
+
+
+class _CudaGraph:
+    """``fn`` captured in one CUDA graph for inputs shaped like ``x``, replayed per call:
+    the input is copied into the graph's own buffer and the output cloned out of it (the
+    next replay overwrites it). Kernel launches, not arithmetic, bound small batches on a
+    large GPU; a replay launches them all at once."""
+
+    def __init__(self, fn: Callable, x: torch.Tensor) -> None:
+        self.static_in = x.clone()
+        side = torch.cuda.Stream(device=x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        # Warm-up outside the capture, on a side stream as capture requires: cuDNN picks
+        # its algorithms and lazily made buffers exist before the graph records addresses.
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(3):
+                fn(self.static_in)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(self.graph):
+            self.static_out = fn(self.static_in)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.static_in.copy_(x)
+        self.graph.replay()
+        return self.static_out.clone()
+
+
+def _script(model: nn.Module, x: torch.Tensor) -> torch.jit.ScriptModule:
+    """Trace, freeze and oneDNN-optimise ``model`` for inputs shaped like ``x``."""
+    with warnings.catch_warnings(), torch.no_grad():
+        # TorchScript is deprecated in favour of torch.compile, but on the CPU its oneDNN
+        # pass is what measured fastest, and it compiles in about a second. Some oneDNN
+        # kernels fail only when run (adaptive pooling to a size that does not divide the
+        # input, AlexNet below 224): the caller runs it once and compares.
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(_Unchecked(model), x, check_trace=False)
+        return torch.jit.optimize_for_inference(traced.eval())
 
 
 class _Unchecked(nn.Module):
@@ -323,18 +447,29 @@ def optimize_for_inference(
     """A new eval-mode copy of ``model`` that gives the same outputs, faster.
 
     BatchNorm is folded into the convs that feed it and eval-time identities are removed.
-    ``backend`` decides how CPU float32 inputs run: ``"auto"`` (default) times a frozen
-    oneDNN TorchScript graph against the folded eager model on the first input of each
-    shape and keeps the faster (a few extra calls, once per shape); ``"torchscript"``
-    always uses the graph where tracing works; ``"eager"`` never traces. Other devices and
-    dtypes always run eager. ``channels_last``: weights in channels_last memory format,
-    which measured faster for eager convolutions on the CPU and on CUDA. ``example`` is an
-    input used to read the data flow (default: one random image at the model's minimum
-    input size).
+    ``backend`` decides what runs each input shape (the first input of a shape builds it;
+    ``plans`` and ``plan_details`` say what runs and why):
+
+    - ``"auto"`` (default): on the CPU in float32 a frozen oneDNN TorchScript graph, on
+      CUDA the folded model captured in a CUDA graph; either is timed against the folded
+      eager model on that first input and kept only if faster (a few extra calls).
+    - ``"torchscript"``: the oneDNN graph wherever it works (CPU float32).
+    - ``"cudagraph"``: the CUDA graph wherever it works (CUDA inputs).
+    - ``"compile"``: ``torch.compile`` (inductor, with freezing) per shape, on CUDA also
+      captured in a CUDA graph; compiling takes seconds to minutes per shape, reported
+      as ``build_s``.
+    - ``"eager"``: the folded eager model only.
+
+    Every graph's output is compared with the eager model's on its first input, and the
+    eager model runs where a graph cannot be built, differs, or autograd is wanted.
+    ``channels_last``: weights in channels_last memory format, which measured faster for
+    eager convolutions on the CPU and on CUDA. ``example`` is an input used to read the
+    data flow (default: one random image at the model's minimum input size).
 
     ``dtype``: ``torch.bfloat16`` or ``torch.float16`` stores the folded weights in half
     precision (folding itself is done in float32 first), casts each input to it and
-    returns float32 outputs; it always runs eager. ``None`` or ``torch.float32`` keeps
+    returns float32 outputs; the TorchScript graph is float32 only, so on the CPU it runs
+    eager unless ``backend="compile"``. ``None`` or ``torch.float32`` keeps
     float32. Half precision changes the logits slightly; the contract is the float32 top-1
     on at least 99% of real images and the top-5 set on 97%. Measured with the real
     EfficientNet-Lite0 weights on 300 crops of the sample photos: float16 99.7% and 98.3%,

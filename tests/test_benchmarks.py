@@ -44,6 +44,9 @@ def test_smoke_run_writes_the_report(tmp_path, capsys):
     assert fast["compile_s"] > 0 and "tv_compile_s" not in fast
     assert set(fast["plans"]) == {"1x3x32x32", "2x3x32x32"}
     assert set(fast["plans"].values()) <= {"torchscript", "eager"}
+    assert set(fast["plan_why"]) == set(fast["plans"])  # and why: the measured ratio
+    assert all("eager" in why for why in fast["plan_why"].values())
+    assert data["meta"]["settings"]["fast_backend"] == "auto"
     assert f"| fast ({fast['plans']['2x3x32x32']}) |" in table
 
 
@@ -51,6 +54,7 @@ def test_model_without_twin_and_skipped_mode(tmp_path):
     out = tmp_path / "res"
     modes = ["eager", "bf16", "fast", "compile"]
     argv = ["lenet5", "--batch-size", "2", "--repeats", "1", "--modes", *modes]
+    argv += ["--fast-backend", "compile"]
     assert cli.main([*argv, "--no-memory", "--no-charts", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     eager, bf16, fast, compiled = rows
@@ -58,6 +62,7 @@ def test_model_without_twin_and_skipped_mode(tmp_path):
     # Compilation is a figure of its own, outside the steady-state timings.
     assert compiled["compile_s"] > 0 and compiled["train_compile_s"] > 0
     assert fast["compile_s"] > 0 and "eager_compile_s" not in fast and "tv_compile_s" not in fast
+    assert fast["plans"] == {"1x1x32x32": "compile", "2x1x32x32": "compile"}
     assert not eager["torchvision"] and "tv_throughput" not in eager
     assert "CUDA" in bf16["skipped"]
     # no torchvision twin: the fast path is still measured against our eager model
@@ -82,6 +87,9 @@ def test_amp_and_both_fast_modes(tmp_path):
         assert "tvc_throughput" not in row  # the compiled twin is a CUDA reference
     assert runner.fast_dtype("fast", torch.device("cuda")) == torch.float16
     assert runner.fast_dtype("fast-fp32", torch.device("cuda")) == torch.float32
+    # inductor then a CUDA graph on CUDA; the timed automatic choice on the CPU
+    assert runner.fast_backend(torch.device("cuda")) == "compile"
+    assert runner.fast_backend(torch.device("cpu")) == "auto"
     table = (out / "table.md").read_text()
     assert "| vs tv compiled |" in table and "| fast-fp32 (" in table
 

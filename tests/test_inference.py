@@ -136,7 +136,9 @@ def test_eager_only_and_channels_last_options():
     with torch.no_grad():
         _assert_same(fast(x), model(x))
     assert fast.model.stem.conv.weight.is_contiguous()
-    assert not fast._graphs and not fast.plans  # eager only: nothing traced
+    assert fast._graphs == {((2, 3, 64, 64), torch.float32, x.device, True): None}
+    assert fast.plans == {(2, 3, 64, 64): "eager"}  # eager only: nothing traced
+    assert fast.plan_details[(2, 3, 64, 64)].why == "backend='eager'"
 
 
 def test_auto_backend_times_both_and_records_its_choice():
@@ -153,11 +155,112 @@ def test_auto_backend_times_both_and_records_its_choice():
     assert set(fast.plans.values()) <= {"torchscript", "eager"}
     for key, graph in fast._graphs.items():
         assert isinstance(graph, torch.jit.ScriptModule) == (fast.plans[key[0]] == "torchscript")
+        plan = fast.plan_details[key[0]]
+        # why: the measured ratio, whichever way it went
+        assert ("x faster than eager here" if graph else "x eager's time here") in plan.why
+        assert plan.build_s > 0
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend must be one of auto, torchscript, eager"):
+    with pytest.raises(
+        ValueError, match="backend must be one of auto, torchscript, compile, cudagraph, eager"
+    ):
         optimize_for_inference(nets.create_model("lenet5"), backend="jit")
+
+
+def test_compile_backend_per_shape():
+    """torch.compile (inductor, freezing) on the CPU: one compile per shape, outputs equal to
+    the plain model's, the compiled module kept out of the module tree."""
+    model = randomize_bn(nets.create_model("lenet5")).eval()
+    fast = optimize_for_inference(model, backend="compile")
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        _assert_same(fast(x), model(x))
+        _assert_same(fast(x[:1]), model(x[:1]))
+        _assert_same(fast(x), model(x))  # the first shape's compiled code, again
+    assert fast.plans == {(3, 1, 32, 32): "compile", (1, 1, 32, 32): "compile"}
+    assert all(p.why == "backend='compile'" and p.build_s > 0 for p in fast.plan_details.values())
+    assert fast._compiled is not None
+    assert fast.state_dict().keys() == {f"model.{k}" for k in fast.model.state_dict()}
+    x.requires_grad_(True)  # autograd wanted: the eager model runs, and nothing is planned
+    assert fast(x).requires_grad and len(fast.plans) == 2
+
+
+def test_a_graph_that_fails_or_differs_runs_eager_and_says_why(monkeypatch):
+    import nets.inference as inference
+
+    model = randomize_bn(nets.create_model("resnet18")).eval()
+    x = torch.randn(1, 3, 32, 32)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("oneDNN says\nno")
+
+    monkeypatch.setattr(inference, "_script", broken)
+    fast = optimize_for_inference(model, backend="torchscript")
+    with torch.no_grad():
+        _assert_same(fast(x), model(x))
+    plan = fast.plan_details[(1, 3, 32, 32)]
+    assert (plan.runner, plan.why) == ("eager", "torchscript failed: RuntimeError: oneDNN says no")
+
+    monkeypatch.setattr(inference, "_script", lambda m, _x: lambda t: m(t) + 1.0)
+    fast = optimize_for_inference(model, backend="torchscript")
+    with torch.no_grad():
+        _assert_same(fast(x), model(x))
+    assert fast.plans == {(1, 3, 32, 32): "eager"}
+    assert "torchscript differs from eager: max difference 1 >" in str(
+        fast.plan_details[(1, 3, 32, 32)]
+    )
+
+
+def test_backends_that_do_not_fit_the_input_say_so():
+    model = nets.create_model("lenet5").eval()
+    x = torch.randn(1, 1, 32, 32)
+    cases = {
+        ("cudagraph", None): "CUDA graphs need a CUDA input",
+        ("torchscript", torch.float16): "TorchScript's oneDNN graph takes CPU float32 only",
+        ("auto", torch.bfloat16): "no graph for torch.bfloat16 on the CPU",
+    }
+    for (backend, dtype), why in cases.items():
+        fast = optimize_for_inference(model, backend=backend, dtype=dtype)
+        with torch.no_grad():
+            assert fast(x).dtype == torch.float32
+        (plan,) = fast.plan_details.values()
+        assert plan.runner == "eager" and plan.why.startswith(why), plan
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", ["auto", "cudagraph", "compile"])
+def test_cuda_backends(backend, monkeypatch):
+    """Each CUDA runner, float32 without TF32, against the plain model: a CUDA graph replays
+    the same kernels; inductor reorders float32 sums only. Two shapes, each called twice (a
+    replay must not hand back the previous call's output)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    model = randomize_bn(nets.create_model("resnet18")).eval().cuda()
+    fast = optimize_for_inference(model, backend=backend)
+    a, b = torch.randn(2, 4, 3, 64, 64, device="cuda")
+    with torch.no_grad():
+        for x in (a, b, a[:1], b[:1]):
+            _assert_same(fast(x), model(x))
+    wanted = {"auto": {"cudagraph", "eager"}, "cudagraph": {"cudagraph"}}
+    runners = {p.runner for p in fast.plan_details.values()}
+    assert runners <= wanted.get(backend, {"compile+cudagraph"}), fast.plan_details
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_compiled_half_precision(monkeypatch):
+    """The configuration the CUDA benchmark's ``fast`` mode runs: float16 weights, compiled
+    and replayed, float32 logits at the door; the top-1 of the float32 model kept."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    model = randomize_bn(nets.create_model("resnet50")).eval().cuda()
+    fast = optimize_for_inference(model, dtype=torch.float16, backend="compile")
+    x = torch.randn(8, 3, 96, 96, device="cuda")
+    with torch.no_grad():
+        got, want = fast(x), model(x)
+    assert got.dtype == torch.float32 and fast.plans == {
+        (8, 3, 96, 96): "compile+cudagraph float16"
+    }
+    torch.testing.assert_close(got, want, rtol=0, atol=3e-2 * want.abs().max().item())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
