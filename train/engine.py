@@ -19,7 +19,7 @@ import nets
 import weights as wts
 
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import TrainConfig, validate
 from .datasets import (
     DIGITS,
     ImageDataset,
@@ -31,7 +31,7 @@ from .datasets import (
     train_transform,
 )
 from .errors import TrainError
-from .features import cached_features
+from .features import cached_features, default_cache_dir
 from .report import Meter, append_jsonl, format_metrics, plot_confusion, plot_curves, write_json
 from .strategy import (
     apply_freezing,
@@ -192,6 +192,7 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
         config = TrainConfig.from_dict(config)
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
+    validate(config)
     ctx = setup(config.device)
     try:
         return _fit(config, ctx)
@@ -235,15 +236,16 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
                          "pass one of them")  # fmt: skip
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {str(out)!r} is a file, not a folder")
-    if resume or overwrite or not out.is_dir():
-        return
-    entries = sorted(p.name for p in out.iterdir())
-    if entries:
-        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
-        raise TrainError(
-            f"--out {str(out)!r} is not empty ({shown}): pass --resume to continue that run, "
-            "--overwrite to replace it, or another --out"
-        )
+    if not (resume or overwrite) and out.is_dir():
+        entries = sorted(p.name for p in out.iterdir())
+        if entries:
+            shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+            raise TrainError(
+                f"--out {str(out)!r} is not empty ({shown}): pass --resume to continue that "
+                "run, --overwrite to replace it, or another --out"
+            )
+    # Now, not at the first checkpoint an epoch (or a feature pass) later.
+    wts.check_writable(out, "--out")
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
@@ -268,6 +270,10 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     started = time.time()
     if cfg.out:  # before any work: a run that would be refused at the end is refused now
         check_out(Path(cfg.out), cfg.resume, cfg.overwrite)
+    else:  # runs/<model>-<strategy>: the strategy (auto) is known later, the folder now
+        wts.check_writable(Path("runs"), "--out (default runs/)")
+    if cfg.strategy in ("linear-probe", "auto"):
+        wts.check_writable(cfg.cache_dir or default_cache_dir(), "--cache-dir")
     torch.manual_seed(cfg.seed)
     data = load_data(
         cfg.data, val_split=cfg.val_split, seed=cfg.seed, max_per_class=cfg.max_per_class
@@ -297,7 +303,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
             model = None
 
     weights_spec = resolve_weights(cfg.model, strategy, cfg.weights)
-    epochs = cfg.epochs or (50 if strategy == "linear-probe" else 20)
+    epochs = cfg.epochs if cfg.epochs is not None else (50 if strategy == "linear-probe" else 20)
     default_lr = {
         ("adamw", "linear-probe"): 3e-2,
         ("adamw", "scratch"): 3e-3,
@@ -306,9 +312,9 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         ("sgd", "scratch"): 3e-2,
         ("sgd", "feature-extract"): 0.1,
     }
-    lr = cfg.lr or default_lr.get(
-        (cfg.optimizer, strategy), 1e-3 if cfg.optimizer == "adamw" else 1e-2
-    )
+    lr = cfg.lr
+    if lr is None:
+        lr = default_lr.get((cfg.optimizer, strategy), 1e-3 if cfg.optimizer == "adamw" else 1e-2)
     out = Path(cfg.out or f"runs/{cfg.model}-{strategy}")
     if not cfg.out:  # a given --out was checked before any work
         check_out(out, cfg.resume, cfg.overwrite)
@@ -383,8 +389,9 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     if cfg.optimizer == "adamw":
         optimizer = torch.optim.AdamW(groups, lr=lr)
     else:
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
-    accum = max(1, cfg.accum_steps)
+        # Nesterov needs momentum; --momentum 0 is plain SGD.
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    accum = cfg.accum_steps
     steps_per_epoch = math.ceil(len(train_loader) / accum)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
