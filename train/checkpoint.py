@@ -137,7 +137,3 @@ def load_exported(path: str | os.PathLike) -> tuple[nn.Module, list[str], wts.Pr
     )
     pre = wts.Preprocessing.from_metadata(meta)
     return model.eval(), classes, pre
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from .errors import TrainError
 
 STRATEGIES = ("auto", "linear-probe", "feature-extract", "fine-tune", "scratch")
 
@@ -81,6 +84,11 @@ class TrainConfig:
         None, "linear-probe feature cache (default: <weights cache>/features)"
     )
     strict: bool = _opt(False, "stop at the first unreadable image instead of skipping it")
+    allow_missing_classes: bool = _opt(
+        False,
+        "train on even if every training (or validation) image of a class is unreadable "
+        "(default: that is an error naming the class)",
+    )
     resume: bool = _opt(False, "continue the run in --out from its last checkpoint")
     overwrite: bool = _opt(
         False, "replace the run in a non-empty --out (its run files are deleted first)"
@@ -97,6 +105,91 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# (field, test, what is expected, a hint after the value); None is allowed exactly where
+# the field's default is None.
+_RULES: tuple[tuple[str, Any, str, str], ...] = (
+    ("epochs", lambda v: _is_int(v) and v >= 1, "a positive integer",
+     " (omit it for the default: 50 for linear-probe, 20 otherwise; to score a trained "
+     "model use python -m train eval)"),
+    ("batch_size", lambda v: _is_int(v) and v >= 1, "a positive integer", ""),
+    ("lr", lambda v: _is_number(v) and v > 0, "a positive number", " (omit it for the default)"),
+    ("momentum", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", ""),
+    ("weight_decay", lambda v: _is_number(v) and v >= 0, "a number >= 0", ""),
+    ("warmup_epochs", lambda v: _is_number(v) and v >= 0, "a number of epochs >= 0", ""),
+    ("label_smoothing", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", ""),
+    ("accum_steps", lambda v: _is_int(v) and v >= 1, "a positive integer", " (1: no accumulation)"),
+    ("clip_grad", lambda v: _is_number(v) and v >= 0, "a number >= 0", " (0: off)"),
+    ("aux_weight", lambda v: _is_number(v) and v >= 0, "a number >= 0", " (0: no auxiliary heads)"),
+    ("patience", lambda v: _is_int(v) and v >= 0, "an integer >= 0", " (0: no early stopping)"),
+    ("seed", _is_int, "an integer", ""),
+    ("val_split", lambda v: _is_number(v) and 0 < v < 1, "a fraction between 0 and 1", ""),
+    ("max_per_class", lambda v: _is_int(v) and v >= 1, "a positive integer", " (or none: all)"),
+    ("num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0", " (0: the main process)"),
+    ("unfreeze_from", _is_int, "a stage index", " (or none: the whole network)"),
+    ("backbone_lr_mult", lambda v: _is_number(v) and v >= 0, "a number >= 0", ""),
+)  # fmt: skip
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every option before any work starts; the first bad one raises ``TrainError``
+    with the value and what was expected (``--batch-size must be a positive integer, got
+    0``). Returns ``config``.
+
+    Zero is never read as "not given": ``--epochs 0`` or ``--lr 0`` would otherwise run
+    the defaults, or train while changing nothing.
+    """
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for name, ok, expected, hint in _RULES:
+        value = getattr(config, name)
+        if value is None and defaults[name] is None:
+            continue
+        if value is None or not ok(value):
+            raise TrainError(f"{_flag(name)} must be {expected}, got {value!r}{hint}")
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise TrainError(f"{_flag(f.name)} must be one of {', '.join(choices)}, got {value!r}")
+        if f.type == "bool" and not isinstance(value, bool):
+            raise TrainError(f"{_flag(f.name)} must be true or false, got {value!r}")
+    if not isinstance(config.data, str) or not config.data.strip():
+        raise TrainError(f"--data must be an image folder, a CSV or 'digits', got {config.data!r}")
+    if config.resume and config.overwrite:
+        raise TrainError("--resume continues the run in --out and --overwrite replaces it: "
+                         "pass one of them")  # fmt: skip
+    _check_device(config.device)
+    import nets  # an unknown model is reported now, with the close names, not after the data
+
+    nets.get_spec(config.model)
+    return config
+
+
+def _check_device(device: object) -> None:
+    import torch
+
+    expected = "auto, cpu, cuda or cuda:N"
+    if not isinstance(device, str):
+        raise TrainError(f"--device must be {expected}, got {device!r}")
+    if device == "auto":
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise TrainError(f"--device must be {expected}, got {device!r}") from None
 
 
 def _parse_optional(kind):

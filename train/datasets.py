@@ -7,8 +7,11 @@ and counted (``--strict`` stops the run instead).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
+import locale
 import os
 import random
 import warnings
@@ -141,26 +144,152 @@ def _scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list, li
     return items, names
 
 
+# Header names of the two CSV columns (compared without case), as spreadsheets and other
+# tools name them.
+PATH_COLUMNS = ("path", "file", "filename", "image", "img", "filepath")
+LABEL_COLUMNS = ("label", "class", "target", "category")
+
+
+def _locale_encoding() -> str:
+    return locale.getpreferredencoding(False)
+
+
+def _csv_text(path: Path) -> str:
+    """The CSV as text: UTF-8 (a byte-order mark, as Excel writes, is dropped), else the
+    locale's encoding with a warning, else one line naming the file and the encodings."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TrainError(f"CSV {str(path)!r} cannot be read ({exc.strerror})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        where = f"line {line}, byte 0x{raw[exc.start]:02x}"
+    fallback = _locale_encoding()
+    tried = "UTF-8"
+    if codecs.lookup(fallback).name != "utf-8":
+        try:
+            text = raw.decode(fallback)
+        except UnicodeDecodeError:
+            tried += f" nor {fallback}"
+        else:
+            warnings.warn(
+                f"CSV {str(path)!r} is not UTF-8 ({where}); read as {fallback}, this "
+                "machine's encoding. Save it as UTF-8 so that it reads the same everywhere",
+                stacklevel=3,
+            )
+            return text
+    raise TrainError(
+        f"CSV {str(path)!r} is not {tried} text ({where}): save it as UTF-8 (in a "
+        "spreadsheet: 'CSV UTF-8')"
+    )
+
+
+def _header_columns(row: list[str]) -> tuple[int, int] | None:
+    """The (path, label) column indices a header row names, or None if it is no header."""
+    names = [c.strip().lower() for c in row]
+    path_col = next((i for i, n in enumerate(names) if n in PATH_COLUMNS), None)
+    label_col = next((i for i, n in enumerate(names) if n in LABEL_COLUMNS), None)
+    if path_col is None or label_col is None:
+        return None
+    return path_col, label_col
+
+
+def _csv_image(csv_path: Path, file: str) -> Path:
+    return Path(file) if os.path.isabs(file) else csv_path.parent / file
+
+
+def _same_file_key(path: str) -> str:
+    """One key per file on disk, however it is spelled (``./a.png``, a symlink to it)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
 def _read_csv(path: Path) -> tuple[list, list[str]]:
-    rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) < 2:
-                raise TrainError(f"{path}:{lineno}: expected 'path,label', got {row!r}")
-            file, label = row[0].strip(), row[1].strip()
-            if lineno == 1 and file.lower() == "path" and label.lower() == "label":
-                continue
-            full = Path(file) if os.path.isabs(file) else path.parent / file
-            if not full.is_file():
-                raise TrainError(f"{path}:{lineno}: image {file!r} does not exist")
-            rows.append((str(full), label))
+    """``path,label`` rows (a header row is optional), each image once, and the classes.
+
+    The first row is a header when its first field is not an existing file and it names
+    the two columns (path/file/filename/image/img/filepath, label/class/target/category,
+    any case, any order). A row repeating an image with the same label is dropped (counted
+    in a warning); the same image under two labels is an error naming both rows.
+    """
+    rows: list[tuple[str, str]] = []
+    first_row: dict[str, tuple[int, str, str]] = {}  # file key -> (line, label, as written)
+    dropped = 0
+    columns = (0, 1)
+    seen_first = False
+    for lineno, row in enumerate(csv.reader(io.StringIO(_csv_text(path), newline="")), start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if not seen_first:
+            seen_first = True
+            named = _header_columns(row)
+            if not _csv_image(path, row[0].strip()).is_file():
+                if named is not None:
+                    columns = named
+                    continue
+                if len(row) >= 2 and Path(row[0].strip()).suffix.lower() not in IMAGE_EXTENSIONS:
+                    raise TrainError(
+                        f"{path}:{lineno}: {','.join(row)!r} is neither an image row nor a "
+                        f"header: expected 'path,label' (a header names the columns: "
+                        f"{'/'.join(PATH_COLUMNS)} and {'/'.join(LABEL_COLUMNS)})"
+                    )
+        if len(row) <= max(columns):
+            raise TrainError(f"{path}:{lineno}: expected 'path,label', got {row!r}")
+        file, label = row[columns[0]].strip(), row[columns[1]].strip()
+        full = _csv_image(path, file)
+        if not full.is_file():
+            raise TrainError(f"{path}:{lineno}: image {file!r} does not exist")
+        if not label:
+            raise TrainError(f"{path}:{lineno}: image {file!r} has no label")
+        key = _same_file_key(str(full))
+        if key in first_row:
+            line, old, written = first_row[key]
+            if old != label:
+                raise TrainError(
+                    f"{path}:{line} and {path}:{lineno} give the image {written!r} two labels "
+                    f"({old!r} and {label!r}): keep the right one"
+                )
+            dropped += 1
+            continue
+        first_row[key] = (lineno, label, file)
+        rows.append((str(full), label))
     if not rows:
         raise TrainError(f"CSV {str(path)!r} lists no images")
+    if dropped:
+        warnings.warn(
+            f"CSV {str(path)!r} lists {dropped} image(s) more than once with the same label; "
+            "each is used once",
+            stacklevel=2,
+        )
     classes = sorted({label for _, label in rows})
     index = {name: i for i, name in enumerate(classes)}
     return [(file, index[label]) for file, label in rows], classes
+
+
+def _check_each_image_once(train: list, val: list, spec: str) -> None:
+    """One file (by its real path: a copy through a symlink is the same file) must never
+    be both a training and a validation image, nor carry two labels: validation would
+    measure images the model trained on."""
+    seen: dict[str, tuple[str, int, str]] = {}
+    for split, items in (("training", train), ("validation", val)):
+        for item, label in items:
+            key = _same_file_key(str(item))
+            if key not in seen:
+                seen[key] = (split, label, str(item))
+                continue
+            other_split, other_label, other = seen[key]
+            if other_label != label:
+                raise TrainError(
+                    f"data {spec!r}: {other!r} and {str(item)!r} are the same image under two "
+                    "classes; keep it in one"
+                )
+            if other_split != split:
+                raise TrainError(
+                    f"data {spec!r}: {other!r} and {str(item)!r} are the same image, once for "
+                    "training and once for validation; validation must hold images the model "
+                    "never trains on"
+                )
 
 
 def _stratified_split(items: list, n_classes: int, fraction: float, seed: int):
@@ -257,6 +386,7 @@ def load_data(spec: str, *, val_split: float = 0.2, seed: int = 0, max_per_class
     val = _cap(val, len(classes), max_per_class)
     if not val:
         raise TrainError(f"data {spec!r} leaves no images for validation")
+    _check_each_image_once(train, val, spec)
     fp = _fingerprint((kind, _file_stamp(train), _file_stamp(val), classes))
     return DataSplit(train, val, classes, fp, kind, validation)
 

@@ -8,6 +8,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import nets
 import weights as wts
 
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import TrainConfig, validate
 from .datasets import (
     DIGITS,
     ImageDataset,
@@ -31,7 +32,7 @@ from .datasets import (
     train_transform,
 )
 from .errors import TrainError
-from .features import cached_features
+from .features import cached_features, default_cache_dir
 from .report import Meter, append_jsonl, format_metrics, plot_confusion, plot_curves, write_json
 from .strategy import (
     apply_freezing,
@@ -184,6 +185,39 @@ def evaluate(
 
 
 # -- fit -----------------------------------------------------------------------------------
+# torch.OutOfMemoryError (torch >= 2.5) is torch.cuda.OutOfMemoryError under a new name.
+OUT_OF_MEMORY = tuple(
+    {getattr(torch, "OutOfMemoryError", None), torch.cuda.OutOfMemoryError} - {None}
+)
+
+
+@dataclass
+class RunState:
+    """Where a run is, for the one-line error of a failure that escapes the loop."""
+
+    where: str = "before training"
+    checkpoint: Path | None = None
+    epoch_saved: int = 0
+
+    def out_of_memory(self, cfg: TrainConfig) -> str:
+        smaller = max(1, cfg.batch_size // 2)
+        suggestion = f"try a smaller one (--batch-size {smaller})"
+        if smaller < cfg.batch_size:
+            suggestion += (
+                f", or keep the effective batch with --batch-size {smaller} "
+                f"--accum-steps {cfg.accum_steps * 2}"
+            )
+        if self.checkpoint is not None and self.epoch_saved:
+            kept = f"the last checkpoint is kept: {self.checkpoint} (epoch {self.epoch_saved})"
+            kept += ", --resume continues from it"
+        else:
+            kept = "no checkpoint was written yet"
+        return (
+            f"out of GPU memory {self.where} with --batch-size {cfg.batch_size}: "
+            f"{suggestion}; {kept}"
+        )
+
+
 def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
     """Train as ``config`` says and return the results (metrics, history, files)."""
     if config is None:
@@ -192,9 +226,13 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
         config = TrainConfig.from_dict(config)
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
+    validate(config)
     ctx = setup(config.device)
+    run = RunState()
     try:
-        return _fit(config, ctx)
+        return _fit(config, ctx, run)
+    except OUT_OF_MEMORY:
+        raise TrainError(run.out_of_memory(config)) from None
     finally:
         teardown(ctx)
 
@@ -235,15 +273,16 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
                          "pass one of them")  # fmt: skip
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {str(out)!r} is a file, not a folder")
-    if resume or overwrite or not out.is_dir():
-        return
-    entries = sorted(p.name for p in out.iterdir())
-    if entries:
-        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
-        raise TrainError(
-            f"--out {str(out)!r} is not empty ({shown}): pass --resume to continue that run, "
-            "--overwrite to replace it, or another --out"
-        )
+    if not (resume or overwrite) and out.is_dir():
+        entries = sorted(p.name for p in out.iterdir())
+        if entries:
+            shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+            raise TrainError(
+                f"--out {str(out)!r} is not empty ({shown}): pass --resume to continue that "
+                "run, --overwrite to replace it, or another --out"
+            )
+    # Now, not at the first checkpoint an epoch (or a feature pass) later.
+    wts.check_writable(out, "--out")
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
@@ -264,10 +303,52 @@ def prepare_out(out: Path, overwrite: bool) -> None:
         ) from None
 
 
-def _fit(cfg: TrainConfig, ctx: Context) -> dict:
+def _per_class(names: set[str], label_of: dict[str, int], n: int) -> list[int]:
+    counts = [0] * n
+    for name in names:
+        if name in label_of:
+            counts[label_of[name]] += 1
+    return counts
+
+
+def check_classes_left(
+    classes: list[str], totals: list[int], skipped: list[int], which: str, allow: bool
+) -> None:
+    """A class whose every training (or validation) image was unreadable is an error: the
+    run would otherwise train a classifier that can never predict it, and say nothing."""
+    gone = [(c, t) for c, t, k in zip(classes, totals, skipped, strict=True) if t and k >= t]
+    if not gone:
+        return
+    (name, total), more = gone[0], len(gone) - 1
+    text = f"class {name!r} has no readable {which} images (all {total} skipped as unreadable)" + (
+        f", and {more} more class(es) too" if more else ""
+    )
+    if allow:
+        warnings.warn(f"{text}; going on without them (--allow-missing-classes)", stacklevel=2)
+        return
+    raise TrainError(
+        f"{text}: replace or remove the files, or pass --allow-missing-classes to train on "
+        "the other classes"
+    )
+
+
+def _all_names(ctx: Context, names: set[str]) -> set[str]:
+    """The union over the processes: each process reads only its share of the images."""
+    if not ctx.distributed:
+        return names
+    gathered: list = [None] * ctx.world
+    torch.distributed.all_gather_object(gathered, sorted(names))
+    return set().union(*gathered)
+
+
+def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
     started = time.time()
     if cfg.out:  # before any work: a run that would be refused at the end is refused now
         check_out(Path(cfg.out), cfg.resume, cfg.overwrite)
+    else:  # runs/<model>-<strategy>: the strategy (auto) is known later, the folder now
+        wts.check_writable(Path("runs"), "--out (default runs/)")
+    if cfg.strategy in ("linear-probe", "auto"):
+        wts.check_writable(cfg.cache_dir or default_cache_dir(), "--cache-dir")
     torch.manual_seed(cfg.seed)
     data = load_data(
         cfg.data, val_split=cfg.val_split, seed=cfg.seed, max_per_class=cfg.max_per_class
@@ -297,7 +378,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
             model = None
 
     weights_spec = resolve_weights(cfg.model, strategy, cfg.weights)
-    epochs = cfg.epochs or (50 if strategy == "linear-probe" else 20)
+    epochs = cfg.epochs if cfg.epochs is not None else (50 if strategy == "linear-probe" else 20)
     default_lr = {
         ("adamw", "linear-probe"): 3e-2,
         ("adamw", "scratch"): 3e-3,
@@ -306,9 +387,9 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         ("sgd", "scratch"): 3e-2,
         ("sgd", "feature-extract"): 0.1,
     }
-    lr = cfg.lr or default_lr.get(
-        (cfg.optimizer, strategy), 1e-3 if cfg.optimizer == "adamw" else 1e-2
-    )
+    lr = cfg.lr
+    if lr is None:
+        lr = default_lr.get((cfg.optimizer, strategy), 1e-3 if cfg.optimizer == "adamw" else 1e-2)
     out = Path(cfg.out or f"runs/{cfg.model}-{strategy}")
     if not cfg.out:  # a given --out was checked before any work
         check_out(out, cfg.resume, cfg.overwrite)
@@ -331,7 +412,16 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     pin = ctx.device.type == "cuda"
     gen = torch.Generator()
     cache_path = None
+    probe_skipped = {"train": [0] * n_classes, "val": [0] * n_classes}
+    # The loader names an unreadable image by its path; the digits are never unreadable.
+    label_of = {
+        which: {str(item): label for item, label in getattr(data, which)}
+        if data.kind != DIGITS
+        else {}
+        for which in ("train", "val")
+    }
     if probe:
+        run.where = "computing the backbone's features"
         feats, cache_path, hit = cached_features(
             model, pre, data, cache_dir=cfg.cache_dir, device=ctx.device, amp=cfg.amp,
             amp_dtype=dtype, batch_size=cfg.batch_size, num_workers=workers,
@@ -339,6 +429,14 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
             barrier=ctx.barrier,
         )  # fmt: skip
         _say(ctx, f"features: {'cached' if hit else 'computed and cached'} in {cache_path}")
+        # The features leave unreadable images out: what is missing is what was skipped.
+        for split, which in (("train", "training"), ("val", "validation")):
+            totals = data.counts(split)
+            readable = torch.bincount(feats[f"{split}_y"].long(), minlength=n_classes).tolist()
+            probe_skipped[split] = [t - r for t, r in zip(totals, readable, strict=True)]
+            check_classes_left(
+                classes, totals, probe_skipped[split], which, cfg.allow_missing_classes
+            )
         train_ds = torch.utils.data.TensorDataset(feats["train_x"], feats["train_y"].long())
         val_ds = torch.utils.data.TensorDataset(feats["val_x"], feats["val_y"].long())
         loader_kw = dict(collate_fn=_tensor_collate, num_workers=0, pin_memory=pin)
@@ -383,8 +481,9 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     if cfg.optimizer == "adamw":
         optimizer = torch.optim.AdamW(groups, lr=lr)
     else:
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
-    accum = max(1, cfg.accum_steps)
+        # Nesterov needs momentum; --momentum 0 is plain SGD.
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    accum = cfg.accum_steps
     steps_per_epoch = math.ceil(len(train_loader) / accum)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -410,6 +509,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     ctx.barrier()
     ckpt_path = out / ckpt.CHECKPOINT
     best_path = out / ckpt.BEST
+    run.checkpoint = ckpt_path
     start_epoch, history = 0, []
     best_top1, best_epoch, bad_epochs = -1.0, 0, 0
     # Names, not counts: an unreadable file is met again every epoch and counted once.
@@ -426,6 +526,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         best_top1, best_epoch = state["best_top1"], state["best_epoch"]
         bad_epochs, skipped_train = state["bad_epochs"], set(state["skipped"])
         strategy = state["strategy"]
+        run.epoch_saved = start_epoch
         _say(ctx, f"resuming {out} after epoch {start_epoch}")
 
     _say(
@@ -461,6 +562,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
             dynamic_ncols=True,
         )
         for i, (x, y, bad) in enumerate(bar):
+            run.where = f"at epoch {epoch + 1}, step {i + 1}"
             if bad and cfg.strict:
                 raise TrainError(f"unreadable image {bad[0]!r} (--strict)")
             skipped_train.update(bad)
@@ -504,10 +606,23 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         train_metrics = meter.result()
 
         freezing.set_train_mode(model, False)
+        run.where = f"validating epoch {epoch + 1}"
         val, bad_val = evaluate(
             eval_net, val_loader, n_classes, ctx.device, criterion=eval_criterion, dtype=dtype,
             channels_last=cfg.channels_last, strict=cfg.strict,
         )  # fmt: skip
+        skipped_train = _all_names(ctx, skipped_train)
+        bad_val = _all_names(ctx, bad_val)
+        if epoch == start_epoch:  # every image has been read once now
+            for which, names, totals in (
+                ("training", skipped_train, data.counts("train")),
+                ("validation", bad_val, data.counts("val")),
+            ):
+                lookup = label_of["train" if which == "training" else "val"]
+                check_classes_left(
+                    classes, totals, _per_class(names, lookup, n_classes), which,
+                    cfg.allow_missing_classes,
+                )  # fmt: skip
         record = {
             "epoch": epoch + 1,
             "train_loss": train_metrics["loss"],
@@ -550,6 +665,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
                 "skipped": sorted(skipped_train),
             }
             ckpt.save_checkpoint(ckpt_path, state)
+            run.epoch_saved = epoch + 1
             append_jsonl(out / LOG, record)
             print(
                 f"epoch {epoch + 1}/{epochs}  train loss {record['train_loss']:.4f} "
@@ -568,11 +684,24 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
     best_state, _ = wts.read_checkpoint(best_path)
     model.load_state_dict(best_state, strict=False)
     freezing.set_train_mode(model, False)
+    run.where = "in the final evaluation"
     final, bad_val = evaluate(
         net, val_loader, n_classes, ctx.device, criterion=eval_criterion, dtype=dtype,
         channels_last=cfg.channels_last, strict=cfg.strict,
     )  # fmt: skip
-    skipped = len(skipped_train | bad_val)
+    bad_val = _all_names(ctx, bad_val)
+    per_class = [
+        sum(counts)
+        for counts in zip(
+            _per_class(skipped_train, label_of["train"], n_classes),
+            _per_class(bad_val, label_of["val"], n_classes),
+            probe_skipped["train"],
+            probe_skipped["val"],
+            strict=True,
+        )
+    ]
+    skipped_per_class = {c: k for c, k in zip(classes, per_class, strict=True) if k}
+    skipped = sum(per_class)
     results = {
         "model": cfg.model,
         "strategy": strategy,
@@ -589,6 +718,7 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         "epochs_run": len(history),
         "stopped_early": stopped_early,
         "skipped_images": skipped,
+        "skipped_per_class": skipped_per_class,
         "history": history,
         "out": str(out),
         "checkpoint": str(ckpt_path),
@@ -603,7 +733,8 @@ def _fit(cfg: TrainConfig, ctx: Context) -> dict:
         plot_confusion(final["confusion"], classes, out / "confusion.png")
         print(f"best epoch {best_epoch}: " + format_metrics(final, classes))
         if skipped:
-            print(f"warning: {skipped} unreadable image(s) were skipped")
+            where = ", ".join(f"{c}: {k}" for c, k in skipped_per_class.items())
+            print(f"warning: {skipped} unreadable image(s) were skipped ({where})")
         print(f"wrote {out}/: {ckpt.CHECKPOINT}, {ckpt.BEST}, {LOG}, {METRICS}, "
               "loss.png, accuracy.png, confusion.png")  # fmt: skip
     return results

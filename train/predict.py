@@ -138,6 +138,13 @@ def predict(
 ) -> list[dict]:
     """Classify image files (directories are searched recursively); write a CSV with
     ``path,prediction,confidence,top`` when ``output`` is given."""
+    if not (isinstance(top, int) and top >= 1):
+        raise TrainError(f"--top must be a positive integer, got {top!r}")
+    if output:  # before the model runs on every image, not after
+        wts.check_writable(Path(output).parent, "--output")
+        if Path(output).is_dir():
+            raise TrainError(f"--output {output!r} is a folder; give a file name such as "
+                             f"{str(Path(output) / 'predictions.csv')!r}")  # fmt: skip
     model, classes, pre, _ = load_trained(path)
     transform = eval_transform(pre, model.in_chans)
     ds = ImageDataset([(f, 0) for f in _expand(images)], transform, model.in_chans)
@@ -166,5 +173,5 @@ def predict(
         writer = csv.DictWriter(buf, fieldnames=["path", "prediction", "confidence", "top"])
         writer.writeheader()
         writer.writerows(rows)
-        ckpt.write_text_atomic(Path(output), buf.getvalue())
+        wts.atomic_write_text(output, buf.getvalue())
     return rows

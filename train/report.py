@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from weights.io import atomic_write
+from weights.io import atomic_write, atomic_write_text
 
 
 class Meter:
@@ -66,13 +66,15 @@ class Meter:
 
 
 def write_json(path: str | os.PathLike, obj: object) -> None:
-    text = json.dumps(obj, indent=2)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, obj: object) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(obj) + "\n")
+    """Add one line to a JSON-lines log. The log is a line per epoch, so rewriting it whole
+    (atomically) costs nothing, and a crash mid-write never leaves half a line."""
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    atomic_write_text(path, old + json.dumps(obj) + "\n")
 
 
 def _figure(figsize: tuple[float, float]):

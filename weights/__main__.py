@@ -15,6 +15,7 @@ from .convert import NETS, UNKNOWN, detect_source, to_ours
 from .errors import DtypeError, WeightsError, one_line
 from .io import (
     check_dtypes,
+    check_writable,
     dtype_counts,
     read_checkpoint,
     save_safetensors,
@@ -62,6 +63,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    # Before reading a checkpoint of hundreds of megabytes, not after converting it.
+    check_writable(Path(args.output).parent, "-o/--output")
+    if Path(args.output).is_dir():
+        raise WeightsError(f"-o/--output {args.output!r} is a folder; give a file name such as "
+                           f"{str(Path(args.output) / 'model.safetensors')!r}")  # fmt: skip
     src = args.src
     if src in list_tags():
         tag = get_tag(src)

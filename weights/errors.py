@@ -57,6 +57,13 @@ class DownloadError(WeightsError):
     """A download that could not reach its URL."""
 
 
+class WriteError(WeightsError, OSError):
+    """A destination that cannot be written (read-only, no permission, not a folder, full).
+
+    Also an ``OSError``, so code that caught the plain error from a write still catches it.
+    """
+
+
 class IncompatibleCheckpointError(WeightsError):
     """A checkpoint whose keys or shapes do not fit the architecture.
 

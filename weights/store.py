@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from .convert import CONVERTER_VERSION, NETS, to_ours
-from .errors import ChecksumError, DownloadError, WeightsError
+from .errors import ChecksumError, DownloadError, WeightsError, WriteError
 from .io import StateDict, atomic_write, read_checkpoint, save_safetensors, sha256_of
 from .registry import WeightTag
 
@@ -81,6 +81,8 @@ def _download(url: str, dest: Path, tag: WeightTag) -> None:
 
     try:
         atomic_write(dest, write)
+    except WriteError:
+        raise  # the cache folder is the problem, not the network
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(
