@@ -14,6 +14,7 @@ import torch  # noqa: E402
 import nets  # noqa: E402
 import weights  # noqa: E402
 from nets.cost import count_macs  # noqa: E402
+from weights.io import atomic_write  # noqa: E402
 
 
 def tag_points() -> list[dict]:
@@ -60,7 +61,7 @@ def accuracy_vs_cost(points: list[dict], path: Path) -> Path:
     for h in legend.legend_handles:
         h.set_sizes([30])
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
     plt.close(fig)
     return path
 
@@ -118,6 +119,6 @@ def throughput_bars(rows: list[dict], path: Path) -> Path:
     ax.grid(True, axis="x", alpha=0.3)
     ax.margins(x=0.12)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
     plt.close(fig)
     return path

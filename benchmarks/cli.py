@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import nets
+import weights
 from nets.inference import BACKENDS
 
 from . import charts, report
@@ -82,6 +83,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except weights.WeightsError as exc:  # an unwritable --out, found before or during the run
+        print(f"error: {weights.one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser().error("--device cuda: no CUDA device is available")
@@ -102,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     date = datetime.date.today().isoformat()
     out = args.out or Path(__file__).parent / "results" / f"{args.device}-{date}"
+    weights.check_writable(out, "--out")  # now, not after the first network's minutes
     meta = {
         "command": "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": date,

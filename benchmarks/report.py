@@ -111,7 +111,8 @@ def markdown(rows: list[dict]) -> str:
 
 
 def write(rows: list[dict], out_dir: Path, meta: dict) -> dict[str, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The results files, each written atomically (``atomic_write`` makes the folder and
+    turns an unwritable one into ``weights.WriteError``, one line)."""
     paths = {k: out_dir / f for k, f in
              (("json", "results.json"), ("csv", "results.csv"), ("md", "table.md"))}  # fmt: skip
     text = json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n"

@@ -208,3 +208,29 @@ def test_cuda_smoke(tmp_path):
     fast = rows[runner.MODES.index("fast")]
     assert fast["dtype"] == "float16" and fast["tvc_throughput"] > 0 and fast["tvc_compile_s"] > 0
     assert rows[runner.MODES.index("amp")]["train_throughput"] > 0
+
+
+def test_unwritable_out_is_one_line_before_any_measurement(tmp_path, capsys, monkeypatch):
+    """--out is checked before the first network: a file in its place, or a folder that
+    refuses new files (read-only, simulated: the tests run as root, where chmod does not
+    bite), is one line and exit code 2, with nothing measured and nothing left behind."""
+    import errno
+    import tempfile
+
+    measured = []
+    monkeypatch.setattr(cli, "iter_measure", lambda *a, **k: measured.append(a) or iter(()))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    argv = ["lenet5", "--repeats", "1", "--no-charts"]
+    assert cli.main([*argv, "--out", str(blocker / "res")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --out") and "is a file" in err and "\n" not in err
+
+    def read_only(*_a: object, **_k: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert cli.main([*argv, "--out", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out: cannot create folder '{tmp_path / 'ro'}' (Read-only file system)"
+    assert not measured and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
