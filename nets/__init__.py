@@ -40,6 +40,7 @@ from .errors import ImageError, InputSizeError, NetsError, UnknownModelError
 from .factory import create_model, load_pretrained
 from .features import FeatureExtractor, feature_extractor
 from .inference import optimize_for_inference
+from .precision import half_precision_headroom
 from .registry import ModelSpec, get_spec, list_models, register_model
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "create_model",
     "feature_extractor",
     "get_spec",
+    "half_precision_headroom",
     "list_models",
     "load_pretrained",
     "optimize_for_inference",

@@ -354,3 +354,48 @@ def test_half_precision_keeps_the_real_top1(capsys):
     with capsys.disabled():
         print(f"\nfloat16 fast path vs float32, 300 crops: top-1 {top1:.1%}, top-5 set {top5:.1%}")
     assert top1 >= 0.99 and top5 >= 0.97, (top1, top5)
+
+
+def _calibrated(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """BatchNorm statistics measured on ``x``, as training leaves them: each BatchNorm then
+    normalises its input, as in a trained network (at initialisation the statistics are 0
+    and 1 whatever the input, and unnormalised activations grow with depth: Inception v3's
+    logits reach 8e7 there, which says nothing about trained weights)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the pass
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", _one_per_family())
+def test_float16_headroom_per_family(name):
+    """No family's fast path overflows float16 structurally: with BatchNorm statistics
+    calibrated on the input, the largest activation of the folded model stays well below
+    65504 and the float16 logits are finite. Real weights of every family but Lite0 are not
+    available offline; ``nets.half_precision_headroom`` measures them on real images."""
+    torch.manual_seed(0)
+    model = nets.create_model(name).eval()
+    size = max(model.min_input_size, 64)
+    x = torch.randn(4, model.in_chans, size, size, generator=torch.Generator().manual_seed(2))
+    room = nets.half_precision_headroom(_calibrated(model, x), x)
+    assert room.fits and room.factor > 8, str(room)
+    with torch.no_grad():  # one image: float16 convolutions are slow on a CPU
+        assert torch.isfinite(optimize_for_inference(model, dtype=torch.float16)(x[:1])).all()
+
+
+def test_float16_headroom_of_the_real_lite0(capsys):
+    model = nets.create_model("efficientnet_lite0", weights="imagenet").eval()
+    x = (_sample_crops(32) - 0.5) / 0.5
+    room = nets.half_precision_headroom(model, x)
+    with capsys.disabled():
+        print(f"\nEfficientNet-Lite0, real weights, 32 crops: {room}")
+    assert room.fits and room.factor > 100, str(room)
+    assert room.module and room.dtype == torch.float16
+    bf16 = nets.half_precision_headroom(model, x, dtype=torch.bfloat16)
+    assert bf16.peak == room.peak and bf16.factor > 1e30  # bfloat16 has float32's range
+    with pytest.raises(ValueError, match="dtype must be a floating-point torch.dtype"):
+        nets.half_precision_headroom(model, x, dtype=torch.int8)
