@@ -199,8 +199,14 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     assert not (tmp_path / "killed" / "metrics.json").exists()
     state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2
-    resumed = run_module(*_fit_args(tmp_path / "killed", "--resume"))
+    # Resumed with another --strategy on the command line: the checkpoint's wins, and
+    # the log says so (it is decided before anything depends on it).
+    resumed = run_module(*_fit_args(tmp_path / "killed", "--resume", "--strategy",
+                                    "feature-extract"))  # fmt: skip
     assert "resuming" in resumed.stdout
+    assert "the checkpoint trains scratch; --strategy feature-extract is ignored" in (
+        resumed.stdout
+    )
 
     a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     b = json.loads((tmp_path / "killed" / "metrics.json").read_text())
@@ -208,8 +214,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
         assert a[key] == b[key], key
     la = [json.loads(x) for x in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
     lb = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    timings = ("seconds", "train_images_per_s", "data_wait")  # the machine's, not the run's
     for ra, rb in zip(la, lb, strict=True):
-        ra.pop("seconds"), rb.pop("seconds")
+        for key in timings:
+            assert ra.pop(key) >= 0 and rb.pop(key) >= 0
         assert ra == rb
     # eval on the last checkpoint gives the last epoch's validation figures.
     ev = train.evaluate_checkpoint(tmp_path / "whole" / "checkpoint.pt", "digits")
@@ -275,9 +283,9 @@ def test_resume_with_other_classes_or_model_is_a_one_line_error(tmp_path, capsys
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    import train.engine as engine
+    import train.loop as loop
 
-    real = engine.compute_loss
+    real = loop.compute_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -285,7 +293,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         calls["n"] += 1
         return (loss * float("nan") if calls["n"] > 2 else loss), logits
 
-    monkeypatch.setattr(engine, "compute_loss", poisoned)
+    monkeypatch.setattr(loop, "compute_loss", poisoned)
     out = tmp_path / "nan"
     # 10 per class: 80 training images, two batches of 64 per epoch; epoch 2 turns NaN.
     code = main(["fit", "--model", "lenet5", "--data", "digits", "--strategy", "scratch",
