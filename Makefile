@@ -2,6 +2,7 @@
 #            EfficientNet-Lite0 with its real ImageNet weights (linear probe), then a table.
 # make classify: the sample photos through the real EfficientNet-Lite0 ImageNet weights.
 # make test: the whole test suite (what CI runs).
+# make test-fast: everything not marked slow, for the development loop.
 # make gpu-check: on a GPU machine, the CUDA tests and a short CUDA benchmark (one folder).
 # Both create .venv when it is missing and install the project with constraints.txt.
 
@@ -10,7 +11,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo classify test lint format clean gpu-check
+.PHONY: demo classify test test-fast lint format clean gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ classify: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # On the GPU machine, from source (no venv, no install): ../shared/GPU.md.
 gpu-check:

@@ -83,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train-loop"]:  # the trainer's loop against its bare step
+        from . import train_loop
+
+        return train_loop.main(argv[1:])
     try:
         return _run(argv)
     except weights.WeightsError as exc:  # an unwritable --out, found before or during the run
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _run(argv: list[str] | None) -> int:
+def _run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser().error("--device cuda: no CUDA device is available")

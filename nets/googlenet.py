@@ -190,6 +190,7 @@ register_model(
     family="googlenet",
     input_size=224,
     min_input_size=MIN_INPUT_SIZE,
+    aux_heads=True,
     paper="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
     # As torchvision's builder sets it with the ImageNet weights: the model takes
     # ImageNet-normalised input (see the module docstring).

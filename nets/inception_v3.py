@@ -182,6 +182,7 @@ register_model(
     family="inception_v3",
     input_size=299,
     min_input_size=MIN_INPUT_SIZE,
+    aux_heads=True,
     paper=("Szegedy et al., Rethinking the Inception Architecture for Computer Vision, CVPR 2016"),
     # As torchvision's builder sets it with the ImageNet weights: the model takes
     # ImageNet-normalised input (see the module docstring).
@@ -195,6 +196,7 @@ register_model(
     family="inception_v3",
     input_size=299,
     min_input_size=MIN_INPUT_SIZE,
+    aux_heads=True,
     paper=(
         "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, CVPR 2016; "
         "keras.applications.InceptionV3"

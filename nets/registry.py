@@ -22,6 +22,9 @@ class ModelSpec:
     input_size: int = 224  # the size the network was designed and trained at
     min_input_size: int = 32  # below this the feature maps vanish (Keras' minimums where known)
     paper: str = ""
+    # The builder takes ``aux_logits=True`` (GoogLeNet, Inception v3): auxiliary classifiers
+    # the trainer can add to the loss. Declared here, so that nobody guesses it.
+    aux_heads: bool = False
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -35,12 +38,13 @@ def register_model(
     input_size: int = 224,
     min_input_size: int = 32,
     paper: str = "",
+    aux_heads: bool = False,
     **kwargs,
 ) -> ModelSpec:
     """Register ``name``; a second registration of the same name is an error."""
     if name in _MODELS:
         raise ValueError(f"model {name!r} is already registered (family {_MODELS[name].family})")
-    spec = ModelSpec(name, family, builder, kwargs, input_size, min_input_size, paper)
+    spec = ModelSpec(name, family, builder, kwargs, input_size, min_input_size, paper, aux_heads)
     _MODELS[name] = spec
     return spec
 

@@ -333,9 +333,9 @@ def test_weights_convert_into_a_read_only_folder_is_one_line(tmp_path, capsys, r
 
 # -- CUDA out of memory (simulated: the CPU run raises what CUDA would) --------------------
 def test_out_of_memory_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
-    import train.engine as engine
+    import train.loop as loop
 
-    real = engine.compute_loss
+    real = loop.compute_loss
     calls = {"n": 0}
 
     def oom(*args, **kwargs):
@@ -344,7 +344,7 @@ def test_out_of_memory_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsy
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "compute_loss", oom)
+    monkeypatch.setattr(loop, "compute_loss", oom)
     out = tmp_path / "oom"
     # 10 per class: 80 training images, two batches of 64 per epoch; epoch 2 runs out.
     code, err = fit_cli(capsys, "digits", out, "--epochs", "3", "--max-per-class", "10")

@@ -220,21 +220,21 @@ def test_fit_into_a_non_empty_out_needs_resume_or_overwrite(tmp_path, capsys, mo
     assert "pass one of them" in one_error_line(capsys)
 
     # A re-run with --overwrite that fails never leaves the old run's files behind.
-    import train.engine as engine
+    import train.loop as loop
 
-    real = engine.compute_loss
+    real = loop.compute_loss
 
     def poisoned(*a, **k):
         loss, logits = real(*a, **k)
         return loss * float("nan"), logits
 
-    monkeypatch.setattr(engine, "compute_loss", poisoned)
+    monkeypatch.setattr(loop, "compute_loss", poisoned)
     assert train_main([*args, "--overwrite"]) == 2
     assert "the loss became nan" in one_error_line(capsys)
     left = sorted(p.name for p in out.iterdir())
     assert left == ["notes.txt"], left  # the old run is gone, the user's file is kept
 
-    monkeypatch.setattr(engine, "compute_loss", real)
+    monkeypatch.setattr(loop, "compute_loss", real)
     assert train_main([*args, "--overwrite"]) == 0
     assert (out / "metrics.json").is_file() and (out / "notes.txt").read_text() == "mine"
 

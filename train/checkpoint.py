@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +75,44 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-def check_resume(state: dict, model_name: str, classes: list[str], in_chans: int) -> None:
-    """A resumed run must train the same architecture on the same classes."""
+@dataclass
+class TrainState:
+    """Where a run stands after an epoch, and what it trains: written and read with the
+    weights, optimiser, schedule and gradient scaler as one ``checkpoint.pt``."""
+
+    strategy: str
+    epoch: int = 0  # epochs done
+    history: list[dict] = field(default_factory=list)
+    best_top1: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the best (early stopping)
+    skipped: list[str] = field(default_factory=list)  # unreadable training images, by name
+
+    def save(self, path: str | os.PathLike, parts: dict[str, object], about: dict) -> None:
+        """``parts``: the modules and optimisers whose ``state_dict`` resumes the run
+        (model, optimizer, scheduler, scaler); ``about``: the run's plain facts (config,
+        classes, in_chans, preprocessing)."""
+        tensors = {name: obj.state_dict() for name, obj in parts.items()}
+        save_checkpoint(path, {**tensors, **about, **asdict(self), "rng": rng_states()})
+
+    @classmethod
+    def read(cls, raw: dict) -> TrainState:
+        """The state of a checkpoint read by ``load_checkpoint``."""
+        return cls(**{f.name: raw[f.name] for f in fields(cls)})
+
+    @staticmethod
+    def restore(raw: dict, parts: dict[str, object]) -> None:
+        """Load each part's saved ``state_dict`` and the random generators' states."""
+        for name, obj in parts.items():
+            obj.load_state_dict(raw[name])
+        set_rng_states(raw["rng"])
+
+
+def check_resume(
+    state: dict, model_name: str, classes: list[str], in_chans: int | None = None
+) -> None:
+    """A resumed run must train the same architecture on the same classes (and, once the
+    model is built, ``in_chans`` input channels)."""
     cfg = state.get("config", {})
     if cfg.get("model") != model_name:
         raise TrainError(
@@ -87,7 +124,7 @@ def check_resume(state: dict, model_name: str, classes: list[str], in_chans: int
             f"--resume: the checkpoint's {len(old)} classes differ from the data's "
             f"{len(classes)} classes ({', '.join(old[:5])}... vs {', '.join(classes[:5])}...)"
         )
-    if state.get("in_chans", in_chans) != in_chans:
+    if in_chans is not None and state.get("in_chans", in_chans) != in_chans:
         raise TrainError("--resume: the checkpoint's input channels differ from this run's")
 
 

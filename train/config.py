@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -12,6 +13,37 @@ from typing import Any
 from .errors import TrainError
 
 STRATEGIES = ("auto", "linear-probe", "feature-extract", "fine-tune", "scratch")
+
+
+@dataclass(frozen=True)
+class StrategyDefaults:
+    """What a strategy runs when ``--epochs`` or ``--lr`` is not given."""
+
+    epochs: int
+    lr: dict[str, float]  # the head's peak learning rate, per optimizer
+
+
+# One table, next to the strategies: ``plan_run`` reads it and the ``--epochs`` and ``--lr``
+# help text is written from it. A linear probe trains only a head on cached features:
+# more, cheaper epochs and a larger rate; fine-tuning moves pretrained weights: a small one.
+DEFAULTS: dict[str, StrategyDefaults] = {
+    "linear-probe": StrategyDefaults(50, {"adamw": 3e-2, "sgd": 0.1}),
+    "feature-extract": StrategyDefaults(20, {"adamw": 1e-2, "sgd": 0.1}),
+    "fine-tune": StrategyDefaults(20, {"adamw": 1e-3, "sgd": 1e-2}),
+    "scratch": StrategyDefaults(20, {"adamw": 3e-3, "sgd": 3e-2}),
+}
+
+
+def _epochs_help() -> str:
+    return ", ".join(f"{d.epochs} {s}" for s, d in DEFAULTS.items())
+
+
+def _lr_help() -> str:
+    per = [
+        f"with {o}: " + ", ".join(f"{d.lr[o]:g} {s}" for s, d in DEFAULTS.items())
+        for o in ("adamw", "sgd")
+    ]
+    return "; ".join(per)
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -36,12 +68,10 @@ class TrainConfig:
         "weights unless --strategy scratch (or the model has none)",
     )
     out: str | None = _opt(None, "output folder (default: runs/<model>-<strategy>)")
-    epochs: int | None = _opt(None, "epochs (default: 50 for linear-probe, 20 otherwise)")
+    epochs: int | None = _opt(None, f"epochs (default per strategy: {_epochs_help()})")
     batch_size: int = _opt(64, "images per step per process")
     lr: float | None = _opt(
-        None,
-        "peak learning rate of the head (default with adamw: 3e-2 linear-probe, 1e-2 "
-        "feature-extract, 3e-3 scratch, 1e-3 fine-tune; with sgd: 0.1, 0.1, 3e-2, 1e-2)",
+        None, f"peak learning rate of the head (default per strategy {_lr_help()})"
     )
     optimizer: str = _opt("adamw", "optimizer", choices=("adamw", "sgd"))
     momentum: float = _opt(0.9, "SGD momentum")
@@ -56,7 +86,10 @@ class TrainConfig:
         "scaler, off on the CPU",
         choices=("auto", "bf16", "fp16", "off"),
     )
-    channels_last: bool = _opt(False, "use the channels-last memory format")
+    channels_last: bool | None = _opt(
+        None,
+        "the channels-last memory format (NHWC convolutions); default: on on CUDA, off on the CPU",
+    )
     compile: bool = _opt(False, "torch.compile the model")
     aux_weight: float = _opt(0.3, "weight of the auxiliary heads' losses (0: no aux heads)")
     patience: int = _opt(10, "early stopping: epochs without improvement (0: off)")
@@ -102,8 +135,16 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
+    def from_dict(cls, d: dict[str, Any], *, strict: bool = True) -> TrainConfig:
+        """The configuration ``d`` describes. An unknown key is an error naming the close
+        ones (``train.fit(epoch=3)`` must not train the default epochs); ``strict=False``
+        ignores them, for configurations stored by another version of the trainer."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in d if k not in names]
+        if unknown and strict:
+            close = difflib.get_close_matches(unknown[0], names, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "see python -m train fit -h"
+            raise TrainError(f"unknown training option {unknown[0]!r}; {hint}")
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
@@ -123,8 +164,8 @@ def _is_number(value: object) -> bool:
 # the field's default is None.
 _RULES: tuple[tuple[str, Any, str, str], ...] = (
     ("epochs", lambda v: _is_int(v) and v >= 1, "a positive integer",
-     " (omit it for the default: 50 for linear-probe, 20 otherwise; to score a trained "
-     "model use python -m train eval)"),
+     f" (omit it for the default: {_epochs_help()}; to score a trained model use "
+     "python -m train eval)"),
     ("batch_size", lambda v: _is_int(v) and v >= 1, "a positive integer", ""),
     ("lr", lambda v: _is_number(v) and v > 0, "a positive number", " (omit it for the default)"),
     ("momentum", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", ""),
@@ -164,7 +205,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise TrainError(f"{_flag(f.name)} must be one of {', '.join(choices)}, got {value!r}")
-        if f.type == "bool" and not isinstance(value, bool):
+        if (
+            f.type == "bool"
+            and not isinstance(value, bool)
+            or (f.type == "bool | None" and value is not None and not isinstance(value, bool))
+        ):
             raise TrainError(f"{_flag(f.name)} must be true or false, got {value!r}")
     if not isinstance(config.data, str) or not config.data.strip():
         raise TrainError(f"--data must be an image folder, a CSV or 'digits', got {config.data!r}")
@@ -208,7 +253,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         default = f.default
-        if f.type in ("bool",):
+        if f.type in ("bool", "bool | None"):
             parser.add_argument(
                 flag,
                 dest=f.name,

@@ -58,6 +58,13 @@ class DataSplit:
     kind: str  # "digits", "folder" or "csv"
     validation: str = ""  # where the validation images come from, in words
 
+    def label_of(self, which: str = "train") -> dict[str, int]:
+        """Each image's label, by the name the loader reports an unreadable image under
+        (its path); empty for the bundled digits, which are never unreadable."""
+        if self.kind == DIGITS:
+            return {}
+        return {str(item): label for item, label in getattr(self, which)}
+
     def counts(self, which: str = "train") -> list[int]:
         items = self.train if which == "train" else self.val
         out = [0] * len(self.classes)

@@ -20,6 +20,7 @@ import weights as wts
 
 from .datasets import DataSplit, ImageDataset, collate, eval_transform
 from .errors import TrainError
+from .loop import autocast, batches
 
 
 def weights_identity(model: nn.Module) -> str:
@@ -81,24 +82,17 @@ def extract(
     )
     was_training = model.training
     model.eval()
-    feats, labels, skipped = [], [], []
-    for x, y, bad in tqdm(loader, desc="features", disable=not progress, leave=False):
-        if bad and strict:
-            raise TrainError(f"unreadable image {bad[0]!r} (--strict)")
-        skipped += bad
-        if x.numel() == 0:
-            continue
-        x = x.to(device, non_blocking=True)
-        with torch.autocast(
-            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-        ):
+    feats, labels, skipped = [], [], set()
+    loader = tqdm(loader, desc="features", disable=not progress, leave=False)
+    for x, y in batches(loader, device, strict=strict, skipped=skipped):
+        with autocast(device, amp_dtype):
             f = model.forward_head(model.forward_features(x), pre_logits=True)
         feats.append(f.float().cpu())
-        labels.append(y)
+        labels.append(y.cpu())
     model.train(was_training)
     if not feats:
         raise TrainError("no readable images to compute features from")
-    return torch.cat(feats), torch.cat(labels), skipped
+    return torch.cat(feats), torch.cat(labels), sorted(skipped)
 
 
 def cached_features(

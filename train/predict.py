@@ -92,12 +92,13 @@ def evaluate_checkpoint(
     validation split the training run held out of ``data`` instead. The result says what
     was scored (``scored``) and how many images (``count``).
     """
-    from .engine import evaluate
+    from .loop import evaluate
 
     if batch_size < 1:
         raise TrainError(f"--batch-size must be a positive integer, got {batch_size}")
     model, classes, pre, config = load_trained(path)
-    cfg = TrainConfig.from_dict(config) if config else TrainConfig()
+    # A run's stored options may come from another version of the trainer: read leniently.
+    cfg = TrainConfig.from_dict(config, strict=False) if config else TrainConfig()
     items, where = load_eval_data(
         data, classes, split=split, val_split=cfg.val_split, seed=cfg.seed,
         max_per_class=cfg.max_per_class,

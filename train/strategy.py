@@ -40,14 +40,11 @@ def resolve_weights(model_name: str, strategy: str, weights: str | None) -> str 
 def build_model(
     name: str, num_classes: int, weights: str | None, *, aux: bool, in_chans: int | None = None
 ) -> nn.Module:
-    """``create_model`` with a new ``num_classes`` head; aux heads on where the family has
-    them (the builder accepts ``aux_logits``) and ``aux`` asks for them."""
+    """``create_model`` with a new ``num_classes`` head; aux heads on where ``aux`` asks
+    for them and the model's spec declares them (``ModelSpec.aux_heads``)."""
     kwargs = dict(weights=weights, num_classes=num_classes, in_chans=in_chans)
-    if aux:
-        try:
-            return nets.create_model(name, aux_logits=True, **kwargs)
-        except TypeError:
-            pass  # this family has no auxiliary classifiers
+    if aux and nets.get_spec(name).aux_heads:
+        kwargs["aux_logits"] = True
     return nets.create_model(name, **kwargs)
 
 

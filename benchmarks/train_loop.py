@@ -1,0 +1,163 @@
+"""``python -m benchmarks train-loop``: the trainer's own loop against its bare step.
+
+Two figures side by side, from one run: the training step alone, fed one synthetic batch
+already on the device (what the model and optimiser can do), and the trainer's loop on a
+real image folder (decoding, augmentation, collation, copies: what a user's run gets).
+Their ratio says how much of the step's speed the data pipeline keeps. Both run the same
+model, optimiser, precision and memory format, built by the trainer's own phases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import weights
+from train import engine
+from train.config import TrainConfig, validate
+from train.datasets import default_workers, load_data
+from train.errors import TrainError
+from train.loop import Throughput, batches, train_epoch
+from weights.io import atomic_write_text
+
+IMAGE_STRATEGIES = ("fine-tune", "feature-extract", "scratch")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks train-loop", description=__doc__)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, help="an image folder or CSV, as train fit takes")
+    p.add_argument("--strategy", choices=IMAGE_STRATEGIES, default="fine-tune")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=20, help="timed steps of each (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--num-workers", type=int, help="loader processes (default: the trainer's)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--out", type=Path, help="also write the figures to OUT/train-loop.json")
+    return p
+
+
+def _config(args: argparse.Namespace, out: str) -> TrainConfig:
+    cfg = TrainConfig(
+        model=args.model, data=args.data, strategy=args.strategy, batch_size=args.batch_size,
+        amp=args.amp, device=args.device, num_workers=args.num_workers,
+        channels_last=args.channels_last, progress=False, out=out, epochs=1,
+    )  # fmt: skip
+    for name, value in (("--steps", args.steps), ("--warmup", args.warmup)):
+        if value < 1:
+            raise TrainError(f"{name} must be a positive integer, got {value}")
+    return validate(cfg)
+
+
+def _timed(fn) -> float:  # noqa: ANN001
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """The bare step's and the loop's images per second, from one run."""
+    with tempfile.TemporaryDirectory() as scratch:
+        cfg = _config(args, scratch)
+        ctx = engine.setup(cfg.device)
+        try:
+            data = load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
+            workers = default_workers(cfg.num_workers, ctx.device)
+            dtype = engine.amp_dtype(cfg.amp, ctx.device)
+            plan = engine.plan_run(cfg, ctx, data, workers, dtype)
+            model, pre, freezing = engine.build_network(cfg, plan, ctx, len(data.classes))
+            run = engine.RunState()
+            loaders = engine.make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run)
+            step, _ = engine.make_step(cfg, plan, ctx, model, loaders, dtype)
+            freezing.set_train_mode(model, True)
+            n = len(data.classes)
+            steps = min(args.steps, len(loaders.train))
+
+            def loop(count: int, timing: Throughput) -> None:
+                feed = batches(loaders.train, ctx.device, channels_last=plan.channels_last,
+                               timing=timing)  # fmt: skip
+                train_epoch(step, feed, n, ctx.device, check_finite=_ignore, max_steps=count)
+
+            # Warm-up: workers started (they persist), kernels chosen, the first batch's
+            # shape taken for the synthetic one.
+            loop(args.warmup, Throughput())
+            x, y = next(batches(loaders.train, ctx.device, channels_last=plan.channels_last))
+            x = torch.randn_like(x)
+            y = torch.randint(0, n, y.shape, device=ctx.device)
+
+            def bare() -> None:
+                feed = itertools.repeat((x, y), steps)
+                train_epoch(step, feed, n, ctx.device, check_finite=_ignore)
+
+            bare()  # warm at the synthetic batch too
+            timing = Throughput()
+            # bare, loop, bare: the step's speed is the mean of the two around the loop.
+            bare_s = _timed(bare)
+            loop_s = _timed(lambda: loop(steps, timing))
+            bare_s = (bare_s + _timed(bare)) / 2
+        finally:
+            engine.teardown(ctx)
+    batch = x.shape[0]
+    bare_ips = steps * batch / bare_s
+    loop_ips = timing.images / loop_s
+    return {
+        "model": cfg.model, "strategy": plan.strategy, "device": str(ctx.device),
+        "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
+        "channels_last": plan.channels_last, "batch_size": batch, "input": list(x.shape[1:]),
+        "num_workers": workers, "steps": steps, "data": cfg.data,
+        "train_images": len(data.train),
+        "bare_step_images_per_s": round(bare_ips, 2),
+        "loop_images_per_s": round(loop_ips, 2),
+        "ratio": round(loop_ips / bare_ips, 3),
+        "loop_data_wait": round(timing.wait_share, 3),
+        "machine": {"cpus": torch.get_num_threads(), "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(ctx.device)
+                    if ctx.device.type == "cuda" else None},
+    }  # fmt: skip
+
+
+def _ignore(_loss: torch.Tensor, _i: int) -> None:
+    """The benchmark's step does not stop on a non-finite loss: random labels are fine."""
+
+
+def table(r: dict) -> str:
+    rows = [
+        "| | img/s | |",
+        "|---|---|---|",
+        f"| bare step (synthetic batch on {r['device']}) | {r['bare_step_images_per_s']:.1f} | |",
+        f"| trainer's loop on {r['data']} | {r['loop_images_per_s']:.1f} | data wait "
+        f"{r['loop_data_wait']:.0%} |",
+        f"| loop / bare step | {r['ratio']:.2f} | |",
+    ]
+    shape = "x".join(map(str, r["input"]))
+    head = (
+        f"{r['model']} {r['strategy']}, batch {r['batch_size']} x {shape}, {r['dtype']}, "
+        f"channels_last {r['channels_last']}, {r['num_workers']} loader workers, "
+        f"{r['steps']} steps"
+    )
+    return head + "\n\n" + "\n".join(rows)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.out is not None:
+            weights.check_writable(args.out, "--out")
+        result = measure(args)
+        if args.out is not None:
+            text = json.dumps(result, indent=1) + "\n"
+            atomic_write_text(args.out / "train-loop.json", text)
+    except (TrainError, weights.WeightsError) as exc:
+        print(f"error: {weights.one_line(exc)}", file=sys.stderr)
+        return 2
+    print(table(result))
+    return 0
