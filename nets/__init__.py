@@ -30,6 +30,7 @@ from . import (  # noqa: F401
     resnet,
     seresnet,
     vgg,
+    visualize,
     xception,
 )
 from .base import AuxOutputs, ClassifierHead, FeatureInfo, MLPHead, Network
@@ -41,6 +42,7 @@ from .factory import create_model, load_pretrained
 from .features import FeatureExtractor, feature_extractor
 from .inference import optimize_for_inference
 from .registry import ModelSpec, get_spec, list_models, register_model
+from .visualize import VisualizeError
 
 __all__ = [
     *_blocks,
@@ -60,6 +62,7 @@ __all__ = [
     "Network",
     "UnknownModelError",
     "UnknownTagError",
+    "VisualizeError",
     "WeightsError",
     "count_macs",
     "create_model",
@@ -69,4 +72,5 @@ __all__ = [
     "load_pretrained",
     "optimize_for_inference",
     "register_model",
+    "visualize",
 ]
