@@ -48,7 +48,11 @@ def _figure(figsize: tuple[float, float]):
 
 
 def _save(fig, path: Path) -> Path:
-    wts.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    # A tight box: the panels' aspect decides the figure's, not a guessed size.
+    wts.atomic_write(
+        path,
+        lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.05),
+    )
     return path
 
 
@@ -98,12 +102,13 @@ def save_feature_maps(
     rows = feature_maps(model, image, top_k=top_k, stages=stages, crop=crop)
     rgb = prepare_image(model, image, crop=crop).rgb
     cols = 1 + max(len(r.indices) for r in rows)
-    fig = _figure((1.25 * cols + 0.4, 1.3 * len(rows) + 0.5))
+    fig = _figure((1.1 * cols + 0.4, 1.15 * len(rows) + 0.5))
     axes = np.asarray(fig.subplots(len(rows), cols, squeeze=False))
     for r, row in enumerate(rows):
+        h, w = row.maps.shape[1:]
         axes[r, 0].imshow(rgb)
         axes[r, 0].set_ylabel(
-            f"stage {row.stage}\nstride {row.reduction}\n{row.channels} ch", fontsize=8
+            f"stage {row.stage}\nstride {row.reduction}, {h}x{w}\n{row.channels} ch", fontsize=8
         )
         for j in range(1, cols):
             ax = axes[r, j]
@@ -111,6 +116,9 @@ def save_feature_maps(
             if j - 1 < len(row.indices):
                 ax.imshow(row.maps[j - 1], cmap="viridis", interpolation="nearest")
                 ax.set_title(f"ch {row.indices[j - 1]}", fontsize=7, pad=2)
+                if h * w == 1:  # one value has no colour scale of its own: print it
+                    value = float(row.maps[j - 1, 0, 0])
+                    ax.text(0, 0, f"{value:.3g}", ha="center", va="center", color="w", fontsize=8)
         _off(axes[r, 0])
     fig.suptitle(
         f"{model.arch} ({weights_label(model)}): top {top_k} channels by mean activation",
