@@ -151,6 +151,23 @@ def test_feature_maps_are_the_stage_outputs_ranked_by_mean():
     )
 
 
+def test_an_in_place_op_after_a_stage_does_not_change_its_maps():
+    # Stage 0 without its ReLU, stage 1 starting with an in-place one: the maps of stage 0
+    # must be its own output (negative where dark), not what the next stage made of it.
+    model = SquareNet()
+    model.stages[0] = model.stages[0][0]
+    model.stages[1] = nn.Sequential(nn.ReLU(inplace=True), nn.MaxPool2d(2))
+    x = square_image()
+    stage0 = V.feature_maps(model, x, top_k=2)[0]  # stage 1 runs after it
+    assert stage0.maps.min() == pytest.approx(-0.4)  # 0.1 - 0.5 in the dark cells
+    cam = V.grad_cam(model, x, target="square", stage=0)[0]
+    # d(logit 0)/dA^0 is 4/256 at the one cell of each 2x2 window the max-pool picks, only on
+    # the square's 16 windows (the ReLU is shut in the dark): alpha_0 = 16 * 4/256 / 1024.
+    expected = np.zeros((32, 32), dtype=np.float32)
+    expected[2:10, 2:10] = 0.4 * (16 * 4 / 256) / 1024
+    np.testing.assert_allclose(cam.heatmap, expected, rtol=1e-5, atol=1e-9)
+
+
 # -- filters ----------------------------------------------------------------------------------
 def test_grid_shape_is_chosen_from_the_count():
     shapes = {n: V.grid_shape(n) for n in (6, 8, 16, 32, 64, 96, 7)}

@@ -12,23 +12,11 @@ checkpoint path or a trainer's ``best.safetensors`` with its class names.
 >>> visualize.save_grad_cam(model, "samples/chelsea.jpg", "cam.png")
 """
 
-from .arrays import (
-    ClassMap,
-    FilterGrid,
-    PreparedImage,
-    StageMaps,
-    VisualizeError,
-    class_names,
-    feature_maps,
-    filters,
-    first_conv,
-    grad_cam,
-    grid_shape,
-    prepare_image,
-    preprocessing,
-)
 from .draw import check_output, save_feature_maps, save_filters, save_grad_cam
+from .inputs import PreparedImage, VisualizeError, prepare_image, preprocessing
+from .kernels import FilterGrid, filters, first_conv, grid_shape
 from .loading import load_model, weights_label
+from .maps import ClassMap, StageMaps, class_names, feature_maps, grad_cam
 
 __all__ = [
     "ClassMap",

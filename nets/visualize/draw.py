@@ -1,4 +1,4 @@
-"""PNG pictures of the arrays in ``arrays.py``, drawn with matplotlib's Agg canvas.
+"""PNG pictures of what ``kernels.py`` and ``maps.py`` compute, drawn with matplotlib (Agg).
 
 No pyplot: a notebook's backend and global figure state are left alone. Every picture is
 written atomically, and its folder checked before any work, so a failure leaves nothing
@@ -16,8 +16,10 @@ from torch import nn
 
 import weights as wts
 
-from .arrays import ClassMap, ImageLike, feature_maps, filters, grad_cam, prepare_image
+from .inputs import ImageLike, prepare_image
+from .kernels import filters
 from .loading import weights_label
+from .maps import ClassMap, feature_maps, grad_cam
 
 DPI = 100
 
