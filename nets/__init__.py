@@ -30,6 +30,7 @@ from . import (  # noqa: F401
     resnet,
     seresnet,
     vgg,
+    visualize,
     xception,
 )
 from .base import AuxOutputs, ClassifierHead, FeatureInfo, MLPHead, Network
@@ -42,6 +43,7 @@ from .features import FeatureExtractor, feature_extractor
 from .inference import optimize_for_inference
 from .precision import half_precision_headroom
 from .registry import ModelSpec, get_spec, list_models, register_model
+from .visualize import VisualizeError
 
 __all__ = [
     *_blocks,
@@ -61,6 +63,7 @@ __all__ = [
     "Network",
     "UnknownModelError",
     "UnknownTagError",
+    "VisualizeError",
     "WeightsError",
     "count_macs",
     "create_model",
@@ -71,4 +74,5 @@ __all__ = [
     "load_pretrained",
     "optimize_for_inference",
     "register_model",
+    "visualize",
 ]

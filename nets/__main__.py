@@ -1,4 +1,5 @@
-"""Command line: ``python -m nets list | summary NAME | cost NAME | classify IMAGE...``.
+"""Command line: ``python -m nets list | summary NAME | cost NAME | classify IMAGE... |
+show filters|features|cam``.
 
 Errors in the input (unknown model, bad image, bad checkpoint, too small an input)
 print one line and exit with code 2.
@@ -22,6 +23,16 @@ from .factory import create_model
 from .images import load_image
 from .registry import get_spec, list_models
 from .summary import count, keras_variant, summary
+from .visualize import (
+    VisualizeError,
+    check_output,
+    first_conv,
+    grad_cam,
+    load_model,
+    save_feature_maps,
+    save_filters,
+    save_grad_cam,
+)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -115,6 +126,106 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _show_filters(args: argparse.Namespace) -> int:
+    names = args.models or [None]
+    given = args.weights
+    if len(given) not in (1, len(names)):
+        raise VisualizeError(
+            f"--weights takes one value for all models or one per model: got {len(given)} "
+            f"for {len(names)} models"
+        )
+    check_output(args.output)  # before any model is loaded
+    models = [
+        load_model(name, given[0] if len(given) == 1 else given[i]) for i, name in enumerate(names)
+    ]
+    path = save_filters(models, args.output, shared_scale=args.shared_scale)
+    for model in models:
+        name, conv = first_conv(model)
+        n, c, kh, kw = conv.weight.shape
+        print(f"{model.arch}: {n} filters {kh}x{kw}x{c} ({name})")
+    print(f"wrote {path}")
+    return 0
+
+
+def _show_features(args: argparse.Namespace) -> int:
+    check_output(args.output)
+    load_image(args.image)  # an unreadable image fails before the model is loaded
+    model = load_model(args.model, args.weights)
+    path = save_feature_maps(
+        model, args.image, args.output, top_k=args.top_k, stages=args.stages, crop=args.crop
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _show_cam(args: argparse.Namespace) -> int:
+    check_output(args.output)
+    load_image(args.image)
+    model = load_model(args.model, args.weights)
+    maps = grad_cam(model, args.image, args.target, args.stage, top_k=args.top_k, crop=args.crop)
+    path = save_grad_cam(model, args.image, args.output, crop=args.crop, maps=maps)
+    for cam in maps:
+        print(f"{cam.name} ({100 * cam.probability:.1f}%), stage {cam.stage}")
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_show(sub) -> None:
+    show = sub.add_parser(
+        "show", help="pictures: first-layer filters, feature maps per stage, Grad-CAM"
+    )
+    kinds = show.add_subparsers(dest="kind", required=True)
+    weights_help = "'imagenet', a tag, a checkpoint path (a trainer's best.safetensors too), "
+    weights_help += "or 'none' for random initialisation"
+
+    p = kinds.add_parser("filters", help="the first convolution's kernels as RGB tiles")
+    p.add_argument(
+        "--models", "--model", nargs="+", default=None, metavar="NAME",
+        help="one or more models, drawn side by side (default: the arch a trained file "
+        "names, else efficientnet_lite0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--weights", nargs="+", default=["imagenet"], metavar="WEIGHTS",
+        help=weights_help + "; one for all models or one per model",
+    )  # fmt: skip
+    p.add_argument("--shared-scale", action="store_true", help="one colour range for all kernels")
+    p.add_argument("-o", "--output", required=True, help="the .png to write")
+    p.set_defaults(run=_show_filters)
+
+    for kind, run, text in (
+        ("features", _show_features, "the strongest feature maps at the end of each stage"),
+        ("cam", _show_cam, "Grad-CAM of the top classes (or one class) over the image"),
+    ):
+        p = kinds.add_parser(kind, help=text)
+        p.add_argument("image", metavar="IMAGE")
+        p.add_argument(
+            "--model", default=None,
+            help="default: the arch a trained file names, else efficientnet_lite0",
+        )  # fmt: skip
+        p.add_argument("--weights", default="imagenet", help=weights_help)
+        p.add_argument(
+            "--no-crop", dest="crop", action="store_false",
+            help="the whole image (short side at the input size), not the centre crop",
+        )  # fmt: skip
+        p.add_argument("-o", "--output", required=True, help="the .png to write")
+        p.set_defaults(run=run)
+        if kind == "features":
+            p.add_argument("--top-k", type=int, default=8, help="channels per stage")
+            p.add_argument(
+                "--stages", type=int, nargs="+", default=None, metavar="I",
+                help="stage indices (default: all; negative counts from the end)",
+            )  # fmt: skip
+        else:
+            p.add_argument("--top-k", type=int, default=3, help="predicted classes to show")
+            p.add_argument(
+                "--class", dest="target", default=None, metavar="NAME",
+                help="one class, by name or index, instead of the top predictions",
+            )  # fmt: skip
+            p.add_argument(
+                "--stage", type=int, default=-1, help="stage to explain (default: the last)"
+            )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="imagenet", help="'imagenet', a tag or a checkpoint path")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(run=_cmd_classify)
+
+    _add_show(sub)
     return parser
 
 
