@@ -50,6 +50,20 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+# torch.OutOfMemoryError (torch >= 2.5) is torch.cuda.OutOfMemoryError under a new name.
+OUT_OF_MEMORY = tuple(
+    {getattr(torch, "OutOfMemoryError", None), torch.cuda.OutOfMemoryError} - {None}
+)
+
+
+def _out_of_memory(settings: Settings) -> str:
+    smaller = max(1, settings.batch_size // 2)
+    return (
+        f"out of GPU memory at --batch-size {settings.batch_size}: its remaining modes are "
+        f"skipped; try --batch-size {smaller}"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("models", nargs="*", help="names or shell patterns (default: every model)")
@@ -140,11 +154,14 @@ def _run(argv: list[str]) -> int:
                     done.append(row["mode"])
                     # Written after every row: a run stopped later keeps what it measured.
                     report.write(rows, out, meta)
-        except NetworkTimeout as exc:
+        except (NetworkTimeout, *OUT_OF_MEMORY) as exc:
+            why = str(exc) if isinstance(exc, NetworkTimeout) else _out_of_memory(settings)
             left = [m for m in settings.modes if m not in done]
-            _log(f"{name}: {exc}; skipped {', '.join(left)}")
-            rows += [{"model": name, "mode": m, "skipped": str(exc)} for m in left]
+            _log(f"{name}: {why}; skipped {', '.join(left)}")
+            rows += [{"model": name, "mode": m, "skipped": why} for m in left]
             report.write(rows, out, meta)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # what the failed network held, for the next one
     paths = report.write(rows, out, meta)
     if not args.no_charts:
         meta["charts"] = {

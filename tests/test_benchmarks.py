@@ -234,3 +234,33 @@ def test_unwritable_out_is_one_line_before_any_measurement(tmp_path, capsys, mon
     err = capsys.readouterr().err.strip()
     assert err == f"error: --out: cannot create folder '{tmp_path / 'ro'}' (Read-only file system)"
     assert not measured and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_out_of_memory_skips_the_network_with_one_line(tmp_path, capsys, monkeypatch):
+    """CUDA running out of memory in one network (simulated: the CPU run raises what CUDA
+    would) skips that network's remaining modes with the batch size and a smaller one to
+    try; the run goes on with the next network and keeps every row."""
+    real = runner.iter_measure
+
+    def oom_for_lenet(name, settings, log):
+        gen = real(name, settings, log)
+        yield next(gen)
+        if name == "lenet5":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8 GiB")
+        yield from gen
+
+    monkeypatch.setattr(cli, "iter_measure", oom_for_lenet)
+    out = tmp_path / "res"
+    argv = ["lenet5", "zfnet", "--batch-size", "2", "--input-size", "64", "--repeats", "1",
+            "--modes", "eager", "fast", "--no-memory", "--no-charts",
+            "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["mode"], "skipped" in r) for r in rows] == [
+        ("lenet5", "eager", False), ("lenet5", "fast", True),
+        ("zfnet", "eager", False), ("zfnet", "fast", False),
+    ]  # fmt: skip
+    why = rows[1]["skipped"]
+    assert why == "out of GPU memory at --batch-size 2: its remaining modes are skipped; " \
+        "try --batch-size 1"  # fmt: skip
+    assert f"lenet5: {why}; skipped fast" in capsys.readouterr().err

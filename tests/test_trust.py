@@ -316,6 +316,11 @@ def test_the_feature_cache_tells_two_files_with_one_official_name_apart(tmp_path
     a, b = (nets.create_model(tag.arch, weights=str(f), num_classes=10) for f in files)
     assert a.pretrained_cfg["tag"] == b.pretrained_cfg["tag"] == tag.name
     pre, data = a.pretrained_cfg["preprocessing"], load_data("digits", max_per_class=2)
-    assert cache_key(a, pre, data, "off") != cache_key(b, pre, data, "off")
+    cpu = torch.device("cpu")
+    assert cache_key(a, pre, data, "off", cpu) != cache_key(b, pre, data, "off", cpu)
     again = nets.create_model(tag.arch, weights=str(files[0]), num_classes=10)
-    assert cache_key(again, pre, data, "off") == cache_key(a, pre, data, "off")
+    assert cache_key(again, pre, data, "off", cpu) == cache_key(a, pre, data, "off", cpu)
+    # the fast path's precision is part of the key: float16 features on CUDA are others
+    assert cache_key(a, pre, data, "auto", torch.device("cuda")) != cache_key(
+        a, pre, data, "auto", cpu
+    )

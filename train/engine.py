@@ -31,7 +31,7 @@ from .datasets import (
     train_transform,
 )
 from .errors import TrainError
-from .features import cached_features, default_cache_dir
+from .features import cache_info, cached_features, default_cache_dir
 from .loop import Step, Throughput, batches, evaluate, train_epoch
 from .report import append_jsonl, format_metrics, plot_confusion, plot_curves, write_json
 from .strategy import (
@@ -154,6 +154,7 @@ class RunState:
     where: str = "before training"
     checkpoint: Path | None = None
     epoch_saved: int = 0
+    feature_rate: float | None = None  # a linear probe's backbone pass, img/s (its cache's)
 
     def out_of_memory(self, cfg: TrainConfig) -> str:
         smaller = max(1, cfg.batch_size // 2)
@@ -421,7 +422,12 @@ def make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run) -> Loade
             strict=cfg.strict, progress=cfg.progress and ctx.is_main, is_main=ctx.is_main,
             barrier=ctx.barrier,
         )  # fmt: skip
-        _say(ctx, f"features: {'cached' if hit else 'computed and cached'} in {cache_path}")
+        info = cache_info(cache_path)
+        rate = f"{float(info['images_per_s']):.0f} img/s" if "images_per_s" in info else "?"
+        _say(ctx, f"features: {'cached' if hit else 'computed and cached'} in {cache_path} "
+                  f"(backbone pass through the fast path, {info.get('fast_path', 'float32')}, "
+                  f"{rate})")  # fmt: skip
+        run.feature_rate = float(info["images_per_s"]) if "images_per_s" in info else None
         # The features leave unreadable images out: what is missing is what was skipped.
         for split, which in (("train", "training"), ("val", "validation")):
             totals = data.counts(split)
@@ -692,6 +698,7 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
             "train_images_per_s": round(timing.images_per_s, 1),
             "data_wait": round(timing.wait_share, 3),
             "bound": timing.bound,
+            "feature_images_per_s": run.feature_rate,
         },
     }
     if ctx.is_main:

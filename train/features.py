@@ -8,19 +8,22 @@ a tag or a file name.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+import nets
 import weights as wts
 
 from .datasets import DataSplit, ImageDataset, collate, eval_transform
 from .errors import TrainError
-from .loop import autocast, batches
+from .loop import batches
 
 
 def weights_identity(model: nn.Module) -> str:
@@ -39,7 +42,26 @@ def weights_identity(model: nn.Module) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def cache_key(model: nn.Module, pre: wts.Preprocessing, data: DataSplit, amp: str) -> str:
+def fast_dtype(device: torch.device, amp: str) -> torch.dtype:
+    """The fast path's precision for features: float16 on CUDA (it keeps the float32 top-1
+    on real images where bfloat16 does not; tests/test_inference.py), unless ``--amp off``
+    asks for float32; float32 on the CPU, which has no fast half-precision kernels."""
+    return torch.float16 if device.type == "cuda" and amp != "off" else torch.float32
+
+
+def feature_net(model: nn.Module, device: torch.device, amp: str) -> nn.Module:
+    """The frozen backbone through the inference fast path (``nets.optimize_for_inference``:
+    BatchNorm folded, a graph where one is faster), its classifier removed, so that its
+    output is the pooled pre-logits features."""
+    backbone = copy.deepcopy(model).eval()
+    backbone.reset_classifier(0)
+    dtype = fast_dtype(device, amp)
+    return nets.optimize_for_inference(backbone, dtype=None if dtype == torch.float32 else dtype)
+
+
+def cache_key(
+    model: nn.Module, pre: wts.Preprocessing, data: DataSplit, amp: str, device: torch.device
+) -> str:
     parts = {
         "arch": model.pretrained_cfg.get("arch", model.arch),
         "weights": weights_identity(model),
@@ -47,7 +69,10 @@ def cache_key(model: nn.Module, pre: wts.Preprocessing, data: DataSplit, amp: st
         "in_chans": model.in_chans,
         "data": data.fingerprint,
         "amp": amp,
-        "version": 2,
+        # Features of the fast path in its precision for the device: float16 on CUDA
+        # differs from float32 in the last bits, so the two never share a cache file.
+        "fast_path": str(fast_dtype(device, amp)).removeprefix("torch."),
+        "version": 3,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -69,7 +94,9 @@ def extract(
     strict: bool = False,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Pooled pre-logits features (float32, CPU) of ``items`` through the frozen model."""
+    """Pooled pre-logits features (float32, CPU) of ``items`` through the frozen model's
+    inference fast path (``feature_net``); ``amp_dtype`` not None means mixed precision
+    was asked for, which on CUDA runs the fast path in float16."""
     from tqdm import tqdm
 
     ds = ImageDataset(items, eval_transform(pre, model.in_chans), model.in_chans)
@@ -80,16 +107,12 @@ def extract(
         collate_fn=collate,
         pin_memory=device.type == "cuda",
     )
-    was_training = model.training
-    model.eval()
+    net = feature_net(model, device, "off" if amp_dtype is None else "auto")
     feats, labels, skipped = [], [], set()
     loader = tqdm(loader, desc="features", disable=not progress, leave=False)
     for x, y in batches(loader, device, strict=strict, skipped=skipped):
-        with autocast(device, amp_dtype):
-            f = model.forward_head(model.forward_features(x), pre_logits=True)
-        feats.append(f.float().cpu())
+        feats.append(net(x).float().cpu())  # float32 at the fast path's door
         labels.append(y.cpu())
-    model.train(was_training)
     if not feats:
         raise TrainError("no readable images to compute features from")
     return torch.cat(feats), torch.cat(labels), sorted(skipped)
@@ -118,7 +141,7 @@ def cached_features(
     """
     from safetensors.torch import load_file
 
-    key = cache_key(model, pre, data, amp)
+    key = cache_key(model, pre, data, amp, device)
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     arch = model.pretrained_cfg.get("arch", model.arch)
     path = folder / f"{arch}-{key[:24]}.safetensors"
@@ -126,6 +149,7 @@ def cached_features(
     if not hit and is_main:
         out = {}
         skipped = []
+        start = time.perf_counter()
         for split in ("train", "val"):
             x, y, bad = extract(
                 model,
@@ -140,10 +164,22 @@ def cached_features(
             )
             out[f"{split}_x"], out[f"{split}_y"] = x, y
             skipped += bad
+        rate = (len(out["train_x"]) + len(out["val_x"])) / (time.perf_counter() - start)
         meta = {"arch": arch, "key": key, "weights": weights_identity(model)}
         meta["skipped"] = json.dumps(skipped)
+        meta["fast_path"] = str(fast_dtype(device, amp)).removeprefix("torch.")
+        meta["images_per_s"] = f"{rate:.1f}"  # decoding included: what the pass took
         wts.save_safetensors(out, path, meta)
     if barrier is not None:
         barrier()
     tensors = load_file(str(path))
     return tensors, path, hit
+
+
+def cache_info(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata a feature cache file was written with (``images_per_s``, ``fast_path``,
+    ``skipped``...)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
