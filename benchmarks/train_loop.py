@@ -42,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--num-workers", type=int, help="loader processes (default: the trainer's)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the training step, as train fit --compile does (its compile "
+        "time is the warm-up's, reported apart)",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, help="also write the figures to OUT/train-loop.json")
     return p
 
@@ -51,6 +56,7 @@ def _config(args: argparse.Namespace, out: str) -> TrainConfig:
         model=args.model, data=args.data, strategy=args.strategy, batch_size=args.batch_size,
         amp=args.amp, device=args.device, num_workers=args.num_workers,
         channels_last=args.channels_last, progress=False, out=out, epochs=1,
+        compile=args.compile,
     )  # fmt: skip
     for name, value in (("--steps", args.steps), ("--warmup", args.warmup)):
         if value < 1:
@@ -89,7 +95,7 @@ def measure(args: argparse.Namespace) -> dict:
 
             # Warm-up: workers started (they persist), kernels chosen, the first batch's
             # shape taken for the synthetic one.
-            loop(args.warmup, Throughput())
+            warmup_s = _timed(lambda: loop(args.warmup, Throughput()))
             x, y = next(batches(loaders.train, ctx.device, channels_last=plan.channels_last))
             x = torch.randn_like(x)
             y = torch.randint(0, n, y.shape, device=ctx.device)
@@ -112,7 +118,8 @@ def measure(args: argparse.Namespace) -> dict:
     return {
         "model": cfg.model, "strategy": plan.strategy, "device": str(ctx.device),
         "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
-        "channels_last": plan.channels_last, "batch_size": batch, "input": list(x.shape[1:]),
+        "channels_last": plan.channels_last, "compile": cfg.compile,
+        "warmup_s": round(warmup_s, 2), "batch_size": batch, "input": list(x.shape[1:]),
         "num_workers": workers, "steps": steps, "data": cfg.data,
         "train_images": len(data.train),
         "bare_step_images_per_s": round(bare_ips, 2),
@@ -141,8 +148,9 @@ def table(r: dict) -> str:
     shape = "x".join(map(str, r["input"]))
     head = (
         f"{r['model']} {r['strategy']}, batch {r['batch_size']} x {shape}, {r['dtype']}, "
-        f"channels_last {r['channels_last']}, {r['num_workers']} loader workers, "
-        f"{r['steps']} steps"
+        f"channels_last {r['channels_last']}, {'compiled, ' if r['compile'] else ''}"
+        f"{r['num_workers']} loader workers, {r['steps']} steps "
+        f"(warm-up {r['warmup_s']:.1f} s)"
     )
     return head + "\n\n" + "\n".join(rows)
 

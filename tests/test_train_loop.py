@@ -140,6 +140,7 @@ def test_train_loop_benchmark_side_by_side(tmp_path, capsys):
     assert r["ratio"] == pytest.approx(r["loop_images_per_s"] / r["bare_step_images_per_s"],
                                        rel=1e-2)  # fmt: skip
     assert r["batch_size"] == 4 and r["input"] == [1, 32, 32] and r["steps"] == 2
+    assert r["compile"] is False and r["warmup_s"] > 0
     assert not any((tmp_path / "jpegs").glob("**/*.part")) and not Path("runs/x").exists()
 
     assert bench_cli.main([*argv[:-2], "--steps", "0"]) == 2

@@ -49,14 +49,22 @@ def fast_dtype(device: torch.device, amp: str) -> torch.dtype:
     return torch.float16 if device.type == "cuda" and amp != "off" else torch.float32
 
 
+# The folded eager model, without per-shape graphs: the feature pass runs once per cache,
+# and tracing and timing a graph for each batch shape cost more than it saved there (Lite0
+# on 192 JPEGs, 2-core CPU: 19 img/s with "auto", 51 img/s folded eager, 24 img/s plain).
+BACKEND = "eager"
+
+
 def feature_net(model: nn.Module, device: torch.device, amp: str) -> nn.Module:
     """The frozen backbone through the inference fast path (``nets.optimize_for_inference``:
-    BatchNorm folded, a graph where one is faster), its classifier removed, so that its
-    output is the pooled pre-logits features."""
+    BatchNorm folded, channels_last weights, float16 on CUDA), its classifier removed, so
+    that its output is the pooled pre-logits features."""
     backbone = copy.deepcopy(model).eval()
     backbone.reset_classifier(0)
     dtype = fast_dtype(device, amp)
-    return nets.optimize_for_inference(backbone, dtype=None if dtype == torch.float32 else dtype)
+    return nets.optimize_for_inference(
+        backbone, dtype=None if dtype == torch.float32 else dtype, backend=BACKEND
+    )
 
 
 def cache_key(
