@@ -42,6 +42,7 @@ from .factory import create_model, load_pretrained
 from .features import FeatureExtractor, feature_extractor
 from .inference import optimize_for_inference
 from .precision import half_precision_headroom
+from .pretrained import PretrainedCfg
 from .registry import ModelSpec, get_spec, list_models, register_model
 from .visualize import VisualizeError
 
@@ -60,6 +61,7 @@ __all__ = [
     "MLPHead",
     "ModelSpec",
     "NetsError",
+    "PretrainedCfg",
     "Network",
     "UnknownModelError",
     "UnknownTagError",

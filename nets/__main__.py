@@ -97,16 +97,8 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         num_classes=len(names) if names else None,
         in_chans=int(meta["in_chans"]) if "in_chans" in meta else None,
     ).eval()
-    pre = model.pretrained_cfg.get("preprocessing") or wts.Preprocessing(
-        input_size=get_spec(arch).input_size,
-        resize_size=round(get_spec(arch).input_size / 0.875),
-    )
-    if model.in_chans == 1:  # grey input: the RGB statistics averaged
-        pre = wts.Preprocessing(
-            pre.input_size, pre.resize_size, pre.interpolation,
-            (sum(pre.mean) / 3,) * 3, (sum(pre.std) / 3,) * 3,
-        )  # fmt: skip
-    transform = wts.transforms(pre)
+    # The weights' preprocessing, else the family's default; grey for a 1-channel network.
+    transform = wts.transforms(model)
     failed = 0
     for path in args.images:
         try:

@@ -8,7 +8,7 @@ per-family code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -169,7 +169,8 @@ class Network(nn.Module):
         self.in_chans = in_chans
         self.min_input_size = min_input_size
         self.feature_info: list[FeatureInfo] = []
-        self.pretrained_cfg: dict = {}
+        # create_model sets a PretrainedCfg; a network built from its class has none yet.
+        self.pretrained_cfg: Mapping = {}
         self.arch = type(self).__name__.lower()
 
     # -- construction helpers --------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from torch import nn
@@ -9,6 +10,7 @@ from torch import nn
 import weights as wts
 
 from .base import POOLINGS
+from .pretrained import PretrainedCfg
 from .registry import get_spec
 
 
@@ -53,7 +55,7 @@ def create_model(
     )
     model.arch = name
     model.min_input_size = spec.min_input_size
-    model.pretrained_cfg = {"arch": name, "input_size": spec.input_size, "tag": None}
+    model.pretrained_cfg = PretrainedCfg.unweighted(name, spec.input_size)
     if weights is not None:
         load_pretrained(model, name, weights, include_top=include_top, in_chans=in_chans)
     return model
@@ -107,9 +109,22 @@ def load_pretrained(
     wts.check_dtypes(state_dict, loaded.origin, {k: v.dtype for k, v in model.state_dict().items()})
     # Complete check done above; only BatchNorm counters and a replaced classifier remain.
     model.load_state_dict(state_dict, strict=False)
-    model.pretrained_cfg.update(
+    meta = loaded.metadata or {}
+    cfg = model.pretrained_cfg
+    if not isinstance(cfg, PretrainedCfg):  # a network built without create_model
+        cfg = PretrainedCfg.unweighted(arch, get_spec(arch).input_size)
+    if loaded.tag is not None:
+        where = f"the tag {loaded.tag.name}"
+    elif wts.Preprocessing.from_metadata(meta) is not None:
+        where = f"the metadata of {loaded.origin}"
+    else:
+        where = cfg.preprocessing_from.replace("no weights loaded", "the file carries none")
+    model.pretrained_cfg = cfg.replace(
         tag=loaded.tag.name if loaded.tag else None,
         origin=loaded.origin,
         source=loaded.source,
-        preprocessing=loaded.preprocessing,
+        preprocessing=loaded.preprocessing or cfg.preprocessing,
+        preprocessing_from=where,
+        # a trainer's export names its classes
+        class_names=tuple(json.loads(meta["class_names"])) if "class_names" in meta else None,
     )

@@ -164,3 +164,70 @@ def test_every_registered_model_has_the_anatomy(name):
     assert reductions == sorted(reductions)
     assert model.get_classifier() is model.head.fc
     assert f"{model.first_conv}.weight" in model.state_dict()
+
+
+# -- every model knows its preprocessing (issue 13) -----------------------------------------
+def test_every_model_knows_its_preprocessing_without_weights():
+    """With no weights, the family's default tag's preprocessing (what its published
+    weights expect), else the generic ImageNet default; and weights.transforms(model)
+    builds the transform for every registered model, grey for a 1-channel one."""
+    import weights
+
+    photo = load_image("samples/coffee.jpg")
+    for name in nets.list_models():
+        with torch.device("meta"):  # the record, not the tensors, is what is checked
+            model = nets.create_model(name)
+        cfg = model.pretrained_cfg
+        assert isinstance(cfg, nets.PretrainedCfg) and cfg.tag is None, name
+        tag = weights.default_tag(name)
+        if tag is not None:
+            assert cfg.preprocessing == weights.get_tag(tag).preprocessing, name
+            assert cfg.preprocessing_from == f"the default tag {tag} (no weights loaded)"
+        else:
+            size = nets.get_spec(name).input_size
+            assert (cfg.preprocessing.input_size, cfg.preprocessing.resize_size) == (
+                size, round(size / 0.875)
+            ), name  # fmt: skip
+            assert cfg.preprocessing_from.startswith("the generic ImageNet default"), name
+        x = weights.transforms(model)(photo)
+        size = cfg.preprocessing.input_size
+        assert x.shape == (model.in_chans, size, size), name
+
+
+def test_the_readme_example_runs(monkeypatch):
+    """The README's API example, as written, up to the part that needs files we do not
+    have offline; then the same idiom for models without weights."""
+    from pathlib import Path
+
+    import weights
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    text = (root / "README.md").read_text()
+    block = text.split("## The API in a short example", 1)[1].split("```python", 1)[1]
+    block = block.split("```", 1)[0].split("# Replace the head", 1)[0]
+    assert "weights.transforms(model)" in block
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert scope["logits"].shape == (1, 1000)
+
+    for name in ("resnet18", "lenet5", "googlenet"):
+        model = nets.create_model(name).eval()
+        x = weights.transforms(model)(load_image("samples/coffee.jpg")).unsqueeze(0)
+        with torch.no_grad():
+            assert model(x).shape[0] == 1, name
+
+
+def test_pretrained_cfg_is_a_frozen_record_read_like_a_dict():
+    import dataclasses
+
+    model = nets.create_model("efficientnet_lite0", weights="imagenet")
+    cfg = model.pretrained_cfg
+    assert cfg["tag"] == cfg.tag == "efficientnet_lite0.tf_in1k"
+    assert cfg.preprocessing_from == "the tag efficientnet_lite0.tf_in1k"
+    assert cfg.get("class_names") is None and "origin" in cfg and dict(cfg)["arch"] == cfg.arch
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.tag = "other"
+    with pytest.raises(KeyError):
+        cfg["nope"]
+    assert cfg.replace(tag=None).tag is None and cfg.tag is not None

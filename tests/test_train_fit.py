@@ -61,6 +61,8 @@ def test_lenet5_from_scratch_on_digits_reaches_97_percent(tmp_path):
     # The export loads through the public API, strictly, with its classes and preprocessing.
     model = nets.create_model("lenet5", weights=str(out / "best.safetensors"), num_classes=10)
     assert model.pretrained_cfg["preprocessing"].input_size == 32
+    assert model.pretrained_cfg.preprocessing_from.startswith("the metadata of")
+    assert model.pretrained_cfg.class_names == tuple(str(i) for i in range(10))
     ev = train.evaluate_checkpoint(out / "best.safetensors", "digits")
     assert ev["top1"] == pytest.approx(res["top1"])
     # predict writes a CSV

@@ -385,7 +385,7 @@ def test_cli_draws_all_three_for_a_trainer_checkpoint(tmp_path, capsys):
     Image.fromarray(digit, "L").save(image)
 
     loaded = V.load_model(None, str(ckpt))
-    assert loaded.arch == "lenet5" and loaded.pretrained_cfg["class_names"] == classes
+    assert loaded.arch == "lenet5" and list(loaded.pretrained_cfg["class_names"]) == classes
     cams = V.grad_cam(loaded, str(image), stage=1, top_k=2)
     with torch.no_grad():
         x = V.prepare_image(loaded, str(image)).x

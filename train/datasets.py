@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms import v2
 
 import weights as wts
 from nets.errors import NetsError
 from nets.images import load_image
+from weights.preprocess import INTERPOLATION, channel_stats
 
 from .errors import TrainError
 
@@ -34,11 +35,6 @@ IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )  # fmt: skip
 DIGITS = "digits"
-_INTERPOLATION = {
-    "nearest": InterpolationMode.NEAREST,
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-}
 
 
 # Sub-folder names that mean a split, not a class (compared without case). Validation
@@ -448,43 +444,19 @@ def load_eval_data(
 
 
 # -- transforms ----------------------------------------------------------------------------
-def default_preprocessing(input_size: int) -> wts.Preprocessing:
-    """For a model without weights: ImageNet statistics, resize to size/0.875, centre crop."""
-    return wts.Preprocessing(input_size=input_size, resize_size=round(input_size / 0.875))
-
-
-def _stats(p: wts.Preprocessing, in_chans: int) -> tuple[list[float], list[float]]:
-    mean, std = list(p.mean), list(p.std)
-    if in_chans == len(mean):
-        return mean, std
-    # One channel (grey): the average of the RGB statistics; more: cycle them.
-    if in_chans == 1:
-        return [sum(mean) / len(mean)], [sum(std) / len(std)]
-    return [mean[i % 3] for i in range(in_chans)], [std[i % 3] for i in range(in_chans)]
 
 
 def eval_transform(p: wts.Preprocessing, in_chans: int = 3) -> v2.Compose:
-    """The checkpoint's evaluation preprocessing (exactly ``weights.transforms`` for RGB)."""
-    if in_chans == 3:
-        return wts.transforms(p)
-    mean, std = _stats(p, in_chans)
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.Resize(p.resize_size, interpolation=_INTERPOLATION[p.interpolation], antialias=True),
-            v2.CenterCrop(p.input_size),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=mean, std=std),
-        ]
-    )
+    """The checkpoint's evaluation preprocessing: ``weights.transforms``, one path."""
+    return wts.transforms(p, in_chans=in_chans)
 
 
 def train_transform(p: wts.Preprocessing, in_chans: int = 3, augment: str = "standard"):
     """The evaluation preprocessing's size and statistics plus standard augmentation."""
     if augment == "none":
         return eval_transform(p, in_chans)
-    mean, std = _stats(p, in_chans)
-    interp = _INTERPOLATION[p.interpolation]
+    mean, std = channel_stats(p, in_chans)
+    interp = INTERPOLATION[p.interpolation]
     if augment == "light":  # no flip: digits and text change meaning when mirrored
         geometry = [
             v2.Resize(p.resize_size, interpolation=interp, antialias=True),

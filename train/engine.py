@@ -24,7 +24,6 @@ from .datasets import (
     DIGITS,
     ImageDataset,
     collate,
-    default_preprocessing,
     default_workers,
     eval_transform,
     load_data,
@@ -353,9 +352,7 @@ def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPl
             start = resolve_weights(cfg.model, "linear-probe", cfg.weights)
             model = build_model(cfg.model, len(data.classes), start, aux=False)
             model.to(ctx.device)
-            pre = model.pretrained_cfg.get("preprocessing") or default_preprocessing(
-                model.pretrained_cfg["input_size"]
-            )
+            pre = model.pretrained_cfg.preprocessing
             probe_top1 = _quick_probe(model, pre, data, cfg, ctx, dtype, workers)
         strategy, reason = choose_strategy(per_class, probe_top1, with_weights)
         _say(ctx, f"auto: chose {strategy}: {reason}")
@@ -385,9 +382,7 @@ def build_network(cfg: TrainConfig, plan: RunPlan, ctx: Context, n_classes: int)
     torch.manual_seed(cfg.seed)
     aux = cfg.aux_weight > 0 and not plan.probe
     model = plan.model or build_model(cfg.model, n_classes, plan.weights, aux=aux)
-    pre = model.pretrained_cfg.get("preprocessing") or default_preprocessing(
-        model.pretrained_cfg["input_size"]
-    )
+    pre = model.pretrained_cfg.preprocessing  # the weights', else the family's default
     freezing = apply_freezing(model, plan.strategy, cfg.unfreeze_from, cfg.freeze_bn)
     model.to(ctx.device)
     if plan.channels_last:

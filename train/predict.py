@@ -20,7 +20,6 @@ from .datasets import (
     IMAGE_EXTENSIONS,
     ImageDataset,
     collate,
-    default_preprocessing,
     eval_transform,
     load_eval_data,
 )
@@ -67,18 +66,25 @@ def load_trained(path: str | os.PathLike) -> tuple[nn.Module, list[str], wts.Pre
         wts.check_dtypes(weights_state, repr(str(path)), {k: v.dtype for k, v in expected.items()})
         model.load_state_dict(weights_state)
         pre = wts.Preprocessing.from_metadata(state.get("preprocessing", {}))
-    if pre is None:
-        weights = model.pretrained_cfg.get("preprocessing")
-        pre = weights or _preprocessing_for(config.get("model"), config.get("weights"), config)
+    if pre is None:  # a file from before preprocessing was stored with the run
+        pre = _preprocessing_for(model, config.get("weights"), config)
+    # The model knows what it was trained on: weights.transforms(model) gives it.
+    model.pretrained_cfg = model.pretrained_cfg.replace(
+        preprocessing=pre, preprocessing_from=f"the training run {str(path)!r}",
+        class_names=tuple(classes),
+    )  # fmt: skip
     return model.eval(), classes, pre, config
 
 
-def _preprocessing_for(arch: str, weights_spec, config: dict) -> wts.Preprocessing:
+def _preprocessing_for(model: nn.Module, weights_spec, config: dict) -> wts.Preprocessing:
+    """The preprocessing of the weights the run started from; the model's own default for
+    a run from scratch."""
+    arch = config.get("model", model.arch)
     if config.get("strategy") != "scratch" and (weights_spec or wts.default_tag(arch)):
         loaded = wts.resolve(arch, weights_spec or "imagenet")
         if loaded.preprocessing is not None:
             return loaded.preprocessing
-    return default_preprocessing(nets.get_spec(arch).input_size)
+    return model.pretrained_cfg.preprocessing
 
 
 @torch.no_grad()

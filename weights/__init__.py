@@ -33,7 +33,7 @@ from .io import (
     sniff_format,
 )
 from .loading import LoadedWeights, adapt_input_conv, check_state_dict, resolve
-from .preprocess import transforms
+from .preprocess import channel_stats, transforms
 from .registry import Preprocessing, WeightTag, default_tag, get_tag, list_tags, tags_for
 from .store import cache_dir
 
@@ -60,6 +60,7 @@ __all__ = [
     "categories",
     "check_dtypes",
     "check_state_dict",
+    "channel_stats",
     "check_writable",
     "decode_predictions",
     "default_tag",

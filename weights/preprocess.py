@@ -7,31 +7,58 @@ from torchvision.transforms import InterpolationMode, v2
 
 from .registry import Preprocessing, get_tag
 
-_INTERPOLATION = {
+INTERPOLATION = {
     "nearest": InterpolationMode.NEAREST,
     "bilinear": InterpolationMode.BILINEAR,
     "bicubic": InterpolationMode.BICUBIC,
 }
 
 
-def transforms(tag_or_preprocessing: str | Preprocessing) -> v2.Compose:
-    """Resize the short side, centre-crop, scale to [0, 1] and normalise, as the tag was
-    evaluated. Takes a PIL image or a uint8 tensor; returns a float32 CxHxW tensor."""
-    p = (
-        get_tag(tag_or_preprocessing).preprocessing
-        if isinstance(tag_or_preprocessing, str)
-        else tag_or_preprocessing
-    )
-    if p.interpolation not in _INTERPOLATION:
+def channel_stats(p: Preprocessing, in_chans: int) -> tuple[list[float], list[float]]:
+    """``p``'s mean and std for ``in_chans`` input channels: one (grey) takes the average
+    of the RGB statistics; more than three cycle them."""
+    mean, std = list(p.mean), list(p.std)
+    if in_chans == len(mean):
+        return mean, std
+    if in_chans == 1:
+        return [sum(mean) / len(mean)], [sum(std) / len(std)]
+    return [mean[i % 3] for i in range(in_chans)], [std[i % 3] for i in range(in_chans)]
+
+
+def transforms(source: str | Preprocessing | object, in_chans: int | None = None) -> v2.Compose:
+    """Resize the short side, centre-crop, scale to [0, 1] and normalise, as ``source``'s
+    weights were evaluated. ``source`` is a model built by ``nets.create_model`` (its
+    ``pretrained_cfg.preprocessing``, always set, with or without weights), a weights tag,
+    or a ``Preprocessing``. ``in_chans`` (default: the model's, else 3): a one-channel
+    network gets grey images and the averaged statistics. Takes a PIL image or a uint8
+    tensor; returns a float32 CxHxW tensor."""
+    if isinstance(source, str):
+        p = get_tag(source).preprocessing
+    elif isinstance(source, Preprocessing):
+        p = source
+    else:  # duck-typed: weights never imports nets
+        cfg = getattr(source, "pretrained_cfg", None)
+        p = getattr(cfg, "preprocessing", None)
+        if p is None:
+            raise TypeError(
+                "transforms() takes a model built by nets.create_model, a weights tag or a "
+                f"Preprocessing, got {type(source).__name__}"
+            )
+        in_chans = in_chans or getattr(source, "in_chans", None)
+    in_chans = in_chans or 3
+    if p.interpolation not in INTERPOLATION:
         raise ValueError(
-            f"interpolation {p.interpolation!r} is not one of {', '.join(_INTERPOLATION)}"
+            f"interpolation {p.interpolation!r} is not one of {', '.join(INTERPOLATION)}"
         )
+    mean, std = channel_stats(p, in_chans)
+    grey = [v2.Grayscale(1)] if in_chans == 1 else []
     return v2.Compose(
         [
             v2.ToImage(),
-            v2.Resize(p.resize_size, interpolation=_INTERPOLATION[p.interpolation], antialias=True),
+            *grey,
+            v2.Resize(p.resize_size, interpolation=INTERPOLATION[p.interpolation], antialias=True),
             v2.CenterCrop(p.input_size),
             v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=list(p.mean), std=list(p.std)),
+            v2.Normalize(mean=mean, std=std),
         ]
     )

@@ -16,6 +16,7 @@ import weights as wts
 
 from ..errors import NetsError
 from ..images import load_image, to_rgb
+from ..pretrained import default_preprocessing
 from ..registry import get_spec
 
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
@@ -36,25 +37,21 @@ class PreparedImage:
 
 
 def preprocessing(model: nn.Module) -> wts.Preprocessing:
-    """The model's evaluation preprocessing: its weights' own, else the registered input
-    size with the usual 0.875 crop and ImageNet statistics (as ``nets classify`` does)."""
+    """The model's evaluation preprocessing (``pretrained_cfg.preprocessing``: its weights'
+    own, else its family's default); for a module built outside ``create_model``, the
+    generic default at its registered input size, else 224."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     pre = cfg.get("preprocessing")
-    if pre is None:
-        size = cfg.get("input_size")
-        if size is None:
-            arch = cfg.get("arch") or getattr(model, "arch", None)
-            try:
-                size = get_spec(arch).input_size
-            except (NetsError, KeyError, TypeError):
-                size = 224
-        pre = wts.Preprocessing(input_size=size, resize_size=round(size / 0.875))
-    if getattr(model, "in_chans", 3) == 1:  # grey input: the RGB statistics averaged
-        pre = wts.Preprocessing(
-            pre.input_size, pre.resize_size, pre.interpolation,
-            (sum(pre.mean) / 3,), (sum(pre.std) / 3,),
-        )  # fmt: skip
-    return pre
+    if pre is not None:
+        return pre
+    size = cfg.get("input_size")
+    if size is None:
+        arch = cfg.get("arch") or getattr(model, "arch", None)
+        try:
+            size = get_spec(arch).input_size
+        except (NetsError, KeyError, TypeError):
+            size = 224
+    return default_preprocessing(size)
 
 
 def prepare_image(model: nn.Module, image: ImageLike, *, crop: bool = True) -> PreparedImage:
@@ -79,7 +76,7 @@ def prepare_image(model: nn.Module, image: ImageLike, *, crop: bool = True) -> P
         pil = to_rgb(image) if isinstance(image, Image.Image) else load_image(image)
         if in_chans == 1:
             pil = pil.convert("L")  # as the trainer feeds a grey network
-        steps = wts.transforms(pre).transforms
+        steps = wts.transforms(pre, in_chans=in_chans).transforms
         if not crop:  # same resize, no centre crop: the whole image at the input scale
             steps = [s for s in steps if not isinstance(s, v2.CenterCrop)]
             steps = [
@@ -90,8 +87,7 @@ def prepare_image(model: nn.Module, image: ImageLike, *, crop: bool = True) -> P
             ]
         x = v2.Compose(steps)(pil).unsqueeze(0)
     c = x.shape[1]
-    mean = torch.tensor((list(pre.mean) * c)[:c]).view(1, c, 1, 1)
-    std = torch.tensor((list(pre.std) * c)[:c]).view(1, c, 1, 1)
+    mean, std = (torch.tensor(v).view(1, c, 1, 1) for v in wts.channel_stats(pre, c))
     pixels = (x * std + mean).clamp(0, 1)[0]
     pixels = pixels[:3] if c >= 3 else pixels[:1].expand(3, -1, -1)
     return PreparedImage(x, pixels.permute(1, 2, 0).numpy().copy())

@@ -36,7 +36,8 @@ def load_model(
         num_classes=len(names) if names else None,
         in_chans=int(meta["in_chans"]) if "in_chans" in meta else None,
     ).eval()
-    model.pretrained_cfg["class_names"] = names
+    if names is not None:
+        model.pretrained_cfg = model.pretrained_cfg.replace(class_names=tuple(names))
     return model
 
 
