@@ -36,8 +36,7 @@ from .errors import (
     WriteError,
     one_line,
 )
-
-StateDict = dict[str, torch.Tensor]
+from .types import StateDict
 
 SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"

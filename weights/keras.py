@@ -29,12 +29,9 @@ import numpy as np
 import torch
 
 from .keras_format import CAFFE_MEAN_RGB, MODES, TAG_MODES
-from .registry import get_tag
+from .registry import IMAGENET_MEAN, IMAGENET_STD, get_tag
 
 __all__ = ["MODES", "decode_predictions", "mode_of", "preprocess_input", "wnids"]
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def mode_of(tag: str) -> str:
@@ -69,8 +66,8 @@ def preprocess_input(x, mode: str = "caffe", *, data_format: str = "channels_las
     if mode == "tf":
         out = t / 127.5 - 1.0
     elif mode == "torch":
-        mean = torch.tensor(_IMAGENET_MEAN).view(shape)
-        std = torch.tensor(_IMAGENET_STD).view(shape)
+        mean = torch.tensor(IMAGENET_MEAN).view(shape)
+        std = torch.tensor(IMAGENET_STD).view(shape)
         out = (t / 255.0 - mean) / std
     else:
         out = t - torch.tensor(CAFFE_MEAN_RGB).view(shape)

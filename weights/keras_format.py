@@ -38,7 +38,7 @@ import torch
 
 from .errors import CheckpointFormatError
 from .layouts import register_layout
-from .registry import Preprocessing, WeightTag, register
+from .registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, WeightTag, register
 from .renames import StateDict
 
 KERAS = "keras"
@@ -52,7 +52,7 @@ MODES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # tf: x * 255 / 127.5 - 1 = (x - 0.5) / 0.5.
     "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     # torch: x / 255 then ImageNet mean/std.
-    "torch": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "torch": (IMAGENET_MEAN, IMAGENET_STD),
 }
 
 

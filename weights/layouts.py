@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-StateDict = dict[str, torch.Tensor]
+from .types import StateDict
 
 
 @dataclass(frozen=True)
@@ -48,3 +48,8 @@ def register_layout(
 
 def layouts() -> list[Layout]:
     return list(_LAYOUTS)
+
+
+def has_keys(*keys: str) -> Callable[[Mapping], bool]:
+    """A layout's test: the checkpoint holds every one of ``keys``."""
+    return lambda state_dict: all(k in state_dict for k in keys)

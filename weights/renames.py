@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-StateDict = dict[str, torch.Tensor]
+from .types import StateDict
+
 Rule = tuple[str, str | Callable[[re.Match], str]]
 
 

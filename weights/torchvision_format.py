@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
+from .layouts import has_keys, register_layout
 from .renames import StateDict, apply_prefixes, apply_rules, drop_num_batches_tracked
 
 
@@ -89,25 +89,21 @@ def convert_alexnet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateD
     return apply_prefixes(drop_num_batches_tracked(state_dict), ALEXNET_TABLE)
 
 
-def _has(*keys: str):
-    return lambda state_dict: all(k in state_dict for k in keys)
-
-
 register_layout(
     "torchvision",
     ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
-    _has("conv1.weight", "layer1.0.conv1.weight", "fc.weight"),
+    has_keys("conv1.weight", "layer1.0.conv1.weight", "fc.weight"),
     convert_resnet,
 )
 register_layout(
     "torchvision",
     ["vgg11", "vgg13", "vgg16", "vgg19", "vgg*_bn"],
-    _has("features.0.weight", "classifier.6.weight"),
+    has_keys("features.0.weight", "classifier.6.weight"),
     convert_vgg,
 )
 register_layout(
     "torchvision",
     ["alexnet"],
-    _has("features.0.weight", "features.10.weight", "classifier.6.weight"),
+    has_keys("features.0.weight", "features.10.weight", "classifier.6.weight"),
     convert_alexnet,
 )

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
+from .layouts import has_keys, register_layout
 from .registry import register_torchvision
 from .renames import StateDict, apply_rules, drop_num_batches_tracked
 
@@ -89,20 +89,16 @@ def convert_inception_v3(arch: str, state_dict: Mapping[str, torch.Tensor]) -> S
     return apply_rules(drop_num_batches_tracked(state_dict), INCEPTION_V3_RULES)
 
 
-def _has(*keys: str):
-    return lambda state_dict: all(k in state_dict for k in keys)
-
-
 register_layout(
     "torchvision",
     ["googlenet"],
-    _has("conv1.conv.weight", "inception3a.branch1.conv.weight", "fc.weight"),
+    has_keys("conv1.conv.weight", "inception3a.branch1.conv.weight", "fc.weight"),
     convert_googlenet,
 )
 register_layout(
     "torchvision",
     ["inception_v3"],
-    _has("Conv2d_1a_3x3.conv.weight", "Mixed_5b.branch1x1.conv.weight", "fc.weight"),
+    has_keys("Conv2d_1a_3x3.conv.weight", "Mixed_5b.branch1x1.conv.weight", "fc.weight"),
     convert_inception_v3,
 )
 

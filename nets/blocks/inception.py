@@ -36,6 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from weights.registry import IMAGENET_MEAN, IMAGENET_STD
+
 from .core import ActLayer, ConvNormAct, ReLU
 
 __all__ = [
@@ -49,9 +51,6 @@ __all__ = [
     "InceptionV3D",
     "InceptionV3E",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class InceptionInputTransform(nn.Module):
