@@ -15,6 +15,7 @@ import torch
 import nets
 import weights
 from nets.inference import BACKENDS
+from train.errors import OUT_OF_MEMORY
 
 from . import charts, report
 from .runner import (
@@ -48,12 +49,6 @@ def select(patterns: list[str]) -> list[str]:
 
 def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-# torch.OutOfMemoryError (torch >= 2.5) is torch.cuda.OutOfMemoryError under a new name.
-OUT_OF_MEMORY = tuple(
-    {getattr(torch, "OutOfMemoryError", None), torch.cuda.OutOfMemoryError} - {None}
-)
 
 
 def _out_of_memory(settings: Settings) -> str:

@@ -42,6 +42,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.overrides import TorchFunctionMode
 from torchvision.ops import StochasticDepth
 
+import weights as wts
+
 __all__ = [
     "BACKENDS",
     "InferenceModel",
@@ -365,8 +367,7 @@ class InferenceModel(nn.Module):
 
 def _reason(exc: BaseException) -> str:
     """An exception as one short line (compiler errors can run to pages)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text[:200]}"
+    return f"{type(exc).__name__}: {wts.one_line(exc, 200) or type(exc).__name__}"
 
 
 def _difference(got: object, expected: torch.Tensor) -> str | None:

@@ -29,7 +29,7 @@ from .datasets import (
     load_data,
     train_transform,
 )
-from .errors import TrainError
+from .errors import OUT_OF_MEMORY, TrainError
 from .features import cache_info, cached_features, default_cache_dir
 from .loop import Step, Throughput, batches, evaluate, train_epoch
 from .report import append_jsonl, format_metrics, plot_confusion, plot_curves, write_json
@@ -140,10 +140,6 @@ def _maybe_kill(epoch: int) -> None:
 
 
 # -- fit -----------------------------------------------------------------------------------
-# torch.OutOfMemoryError (torch >= 2.5) is torch.cuda.OutOfMemoryError under a new name.
-OUT_OF_MEMORY = tuple(
-    {getattr(torch, "OutOfMemoryError", None), torch.cuda.OutOfMemoryError} - {None}
-)
 
 
 @dataclass
@@ -193,12 +189,17 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
         teardown(ctx)
 
 
-def _quick_probe(model, pre, data, cfg, ctx, dtype, workers) -> float:
-    feats, _, _ = cached_features(
+def _features(model, pre, data, cfg, ctx, dtype, workers):  # noqa: ANN001, ANN202
+    """The backbone's cached features for ``data``: ``(tensors, cache file, hit)``."""
+    return cached_features(
         model, pre, data, cache_dir=cfg.cache_dir, device=ctx.device, amp=cfg.amp,
         amp_dtype=dtype, batch_size=cfg.batch_size, num_workers=workers, strict=cfg.strict,
         progress=cfg.progress and ctx.is_main, is_main=ctx.is_main, barrier=ctx.barrier,
     )  # fmt: skip
+
+
+def _quick_probe(model, pre, data, cfg, ctx, dtype, workers) -> float:
+    feats, _, _ = _features(model, pre, data, cfg, ctx, dtype, workers)
     g = torch.Generator().manual_seed(cfg.seed)
     x, y = feats["train_x"], feats["train_y"].long()
     mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -250,9 +251,6 @@ def prepare_out(out: Path, overwrite: bool) -> None:
                 (out / name).unlink(missing_ok=True)
             for stale in out.glob(".*.part"):  # temporary files of an interrupted write
                 stale.unlink(missing_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
     except OSError as exc:
         raise TrainError(
             f"cannot write to --out {str(out)!r} ({exc.strerror or type(exc).__name__})"
@@ -411,12 +409,7 @@ def make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run) -> Loade
     cache_path = None
     if plan.probe:
         run.where = "computing the backbone's features"
-        feats, cache_path, hit = cached_features(
-            model, pre, data, cache_dir=cfg.cache_dir, device=ctx.device, amp=cfg.amp,
-            amp_dtype=dtype, batch_size=cfg.batch_size, num_workers=workers,
-            strict=cfg.strict, progress=cfg.progress and ctx.is_main, is_main=ctx.is_main,
-            barrier=ctx.barrier,
-        )  # fmt: skip
+        feats, cache_path, hit = _features(model, pre, data, cfg, ctx, dtype, workers)
         info = cache_info(cache_path)
         rate = f"{float(info['images_per_s']):.0f} img/s" if "images_per_s" in info else "?"
         _say(ctx, f"features: {'cached' if hit else 'computed and cached'} in {cache_path} "

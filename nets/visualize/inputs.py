@@ -16,7 +16,7 @@ import weights as wts
 
 from ..errors import NetsError
 from ..images import load_image, to_rgb
-from ..pretrained import default_preprocessing
+from ..pretrained import PretrainedCfg, default_preprocessing
 from ..registry import get_spec
 
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
@@ -38,20 +38,16 @@ class PreparedImage:
 
 def preprocessing(model: nn.Module) -> wts.Preprocessing:
     """The model's evaluation preprocessing (``pretrained_cfg.preprocessing``: its weights'
-    own, else its family's default); for a module built outside ``create_model``, the
-    generic default at its registered input size, else 224."""
+    own, else its family's default); for a module built outside ``create_model``, what
+    ``create_model`` would give its architecture, else the generic default at 224."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    pre = cfg.get("preprocessing")
-    if pre is not None:
-        return pre
-    size = cfg.get("input_size")
-    if size is None:
-        arch = cfg.get("arch") or getattr(model, "arch", None)
-        try:
-            size = get_spec(arch).input_size
-        except (NetsError, KeyError, TypeError):
-            size = 224
-    return default_preprocessing(size)
+    if cfg.get("preprocessing") is not None:
+        return cfg["preprocessing"]
+    arch = cfg.get("arch") or getattr(model, "arch", None)
+    try:
+        return PretrainedCfg.unweighted(arch, get_spec(arch).input_size).preprocessing
+    except (NetsError, KeyError, TypeError):
+        return default_preprocessing(cfg.get("input_size") or 224)
 
 
 def prepare_image(model: nn.Module, image: ImageLike, *, crop: bool = True) -> PreparedImage:
