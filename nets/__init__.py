@@ -43,7 +43,7 @@ from .features import FeatureExtractor, feature_extractor
 from .inference import optimize_for_inference
 from .precision import half_precision_headroom
 from .pretrained import PretrainedCfg
-from .registry import ModelSpec, get_spec, list_models, register_model
+from .registry import ModelSpec, get_spec, list_models, register_model, register_variants
 from .visualize import VisualizeError
 
 __all__ = [
@@ -76,5 +76,6 @@ __all__ = [
     "load_pretrained",
     "optimize_for_inference",
     "register_model",
+    "register_variants",
     "visualize",
 ]

@@ -225,6 +225,45 @@ class Network(nn.Module):
         """The family's initialisation of a fresh classifier (PyTorch's default here)."""
 
 
+class AuxClassifierNetwork(Network):
+    """A network with optional auxiliary classifiers in ``self.aux`` (GoogLeNet, Inception
+    v3): each reads the output of one stage module, ``self.aux_taps[k]`` = ``(stage index,
+    module name)``. In training mode with aux heads, ``forward`` returns
+    ``AuxOutputs(logits, aux)``, shallowest head first; otherwise the logits alone."""
+
+    aux: nn.ModuleList
+    aux_taps: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def aux_classifiers(self) -> tuple[str, ...]:
+        """Key prefixes of the aux heads' classifiers, replaced with the main one's."""
+        return tuple(f"aux.{i}.fc" for i in range(len(self.aux)))
+
+    def init_aux_classifier(self, fc: nn.Linear) -> None:
+        self.init_classifier(fc)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new main classifier, and new auxiliary classifiers with the same classes."""
+        super().reset_classifier(num_classes)
+        for aux in self.aux:
+            aux.reset(num_classes)
+            self.init_aux_classifier(aux.fc)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutputs:
+        if not (self.training and len(self.aux)):
+            return super().forward(x)
+        self.check_input(x)
+        taps = dict(zip(self.aux_taps, self.aux, strict=True))
+        x = self.stem(x)
+        aux = []
+        for i, stage in enumerate(self.stages):
+            for name, module in stage.named_children():
+                x = module(x)
+                if (i, name) in taps:
+                    aux.append(taps[(i, name)](x))
+        return AuxOutputs(self.forward_head(x), tuple(aux))
+
+
 def init_conv_bn(model: nn.Module, linear_std: float | None = None) -> None:
     """Kaiming-normal (fan-out) convs, unit BatchNorm, and Linear N(0, linear_std) if given.
 
@@ -241,3 +280,13 @@ def init_conv_bn(model: nn.Module, linear_std: float | None = None) -> None:
         elif isinstance(m, nn.Linear) and linear_std is not None:
             nn.init.normal_(m.weight, 0.0, linear_std)
             nn.init.zeros_(m.bias)
+
+
+def drop_bn_scale(model: nn.Module) -> None:
+    """BatchNorm without the scale gamma (Keras' ``scale=False``): each BatchNorm keeps its
+    shift (``bias``) and running statistics, and its ``weight`` becomes None, which
+    ``F.batch_norm`` treats as 1. No ``weight`` key, and no parameter to count or train."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            del m.weight
+            m.register_parameter("weight", None)

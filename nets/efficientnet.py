@@ -17,23 +17,23 @@ torchvision's ``model.features`` gives. Head: global average pool, dropout, ``fc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NamedTuple
 
 from torch import nn
 
 from .base import ClassifierHead, Network, init_conv_bn
-from .blocks import ConvNormAct, SqueezeExcite
-from .efficientnet_lite import (
-    BLOCK_ROWS,
+from .blocks import ActLayer, ConvNormAct, SqueezeExcite
+from .blocks.mbconv import (
+    EFFICIENTNET_GROUPS,
     STAGE_REDUCTIONS,
-    BlockRow,
+    MBConvGroup,
+    mbconv_plan,
     mbconv_stages,
     round_filters,
-    round_repeats,
 )
-from .registry import register_model
+from .registry import register_variants
 
 
 class Variant(NamedTuple):
@@ -58,8 +58,9 @@ VARIANTS = {
     "efficientnet_b6": Variant(1.8, 2.6, 528, 0.5, eps=1e-3, momentum=0.01),
     "efficientnet_b7": Variant(2.0, 3.1, 600, 0.5, eps=1e-3, momentum=0.01),
 }
-STEM_CHS = 32  # before width scaling: the first group's input
+STEM_CHS = 32  # the first group's input (scaled with the width unless fixed)
 HEAD_EXPANSION = 4  # the head conv widens the last group's channels 4x (1280 for B0)
+LITE_HEAD_CHS = 1280  # Lite's head conv, the same at every width
 STOCHASTIC_DEPTH_RATE = 0.2
 
 SiLU = partial(nn.SiLU, inplace=True)
@@ -72,6 +73,15 @@ def se_layer(in_chs: int) -> Callable[[int], nn.Module]:
 
 
 class EfficientNet(Network):
+    """EfficientNet B0-B7 and, with Lite's options (``nets.efficientnet_lite.LITE``),
+    EfficientNet-Lite0-4: one class, as the TF builder and timm have it.
+
+    The options that tell them apart: ``act`` (SiLU; Lite ReLU6), ``se`` (SE after the
+    depthwise conv; Lite none), ``padding`` (symmetric; Lite TF "same"), ``fix_stem_head``
+    (Lite keeps the 32-channel stem and the 1280-channel head at every width) and
+    ``scale_end_repeats`` (Lite keeps the first and last groups' repeats at every depth).
+    """
+
     first_conv = "stem.conv"
 
     def __init__(
@@ -87,31 +97,31 @@ class EfficientNet(Network):
         drop_path_rate: float = STOCHASTIC_DEPTH_RATE,
         eps: float = 1e-5,
         momentum: float = 0.1,
-        rows: tuple[BlockRow, ...] = BLOCK_ROWS,
+        act: ActLayer = SiLU,
+        se: bool = True,
+        padding: str | None = None,
+        fix_stem_head: bool = False,
+        scale_end_repeats: bool = True,
+        rows: Sequence[MBConvGroup] = EFFICIENTNET_GROUPS,
     ) -> None:
         super().__init__(in_chans=in_chans)
-        bn = dict(eps=eps, momentum=momentum)
-        stem_chs = round_filters(STEM_CHS, width_mult)
-        self.stem = ConvNormAct(in_chans, stem_chs, 3, 2, act=SiLU, **bn)
+        conv = dict(act=act, eps=eps, momentum=momentum)
+        stem_chs = STEM_CHS if fix_stem_head else round_filters(STEM_CHS, width_mult)
+        self.stem = ConvNormAct(in_chans, stem_chs, 3, 2, padding=padding, **conv)
 
-        # The (in, out, stride, expand, kernel) of every block, group by group. Unlike Lite,
-        # every group's repeats and every width (the stem's too) are scaled.
-        plan: list[list[tuple[int, int, int, int, int]]] = []
-        for row in rows:
-            repeats = round_repeats(row.repeats, depth_mult)
-            in_chs = round_filters(row.in_chs, width_mult)
-            out_chs = round_filters(row.out_chs, width_mult)
-            group = [(in_chs, out_chs, row.stride, row.expand, row.kernel)]
-            group += [(out_chs, out_chs, 1, row.expand, row.kernel)] * (repeats - 1)
-            plan.append(group)
+        plan = mbconv_plan(
+            rows, width_mult, depth_mult, stem_chs=stem_chs, scale_end_repeats=scale_end_repeats
+        )
+        last_chs = plan[-1][-1][1]
+        # torchvision's head conv has four times the last group's channels; Lite's is fixed.
+        head_chs = LITE_HEAD_CHS if fix_stem_head else HEAD_EXPANSION * last_chs
 
-        # torchvision's head conv has four times the last group's channels.
-        head_chs = HEAD_EXPANSION * plan[-1][-1][1]
+        def block_kwargs(in_chs: int) -> dict:
+            attn = dict(attn=se_layer(in_chs)) if se else {}
+            return dict(padding=padding, **attn, **conv)
+
         stages, channels = mbconv_stages(
-            plan,
-            drop_path_rate,
-            lambda in_chs: dict(act=SiLU, attn=se_layer(in_chs), **bn),
-            ConvNormAct(plan[-1][-1][1], head_chs, 1, act=SiLU, **bn),
+            plan, drop_path_rate, block_kwargs, ConvNormAct(last_chs, head_chs, 1, **conv)
         )
         self._set_stages(stages, channels, STAGE_REDUCTIONS)
         self.head = ClassifierHead(head_chs, num_classes, pooling, drop_rate, include_top)
@@ -129,28 +139,15 @@ class EfficientNet(Network):
         nn.init.zeros_(fc.bias)
 
 
-def _builder(name: str) -> Callable[..., EfficientNet]:
-    variant = VARIANTS[name]
-
-    def build(**kwargs) -> EfficientNet:
-        kwargs.setdefault("drop_rate", variant.dropout)
-        kwargs.setdefault("eps", variant.eps)
-        kwargs.setdefault("momentum", variant.momentum)
-        return EfficientNet(variant.width_mult, variant.depth_mult, **kwargs)
-
-    build.__name__ = name
-    return build
-
-
-for _name, _variant in VARIANTS.items():
-    register_model(
-        _name,
-        _builder(_name),
-        family="efficientnet",
-        input_size=_variant.resolution,
-        min_input_size=32,
-        paper=(
-            "Tan and Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural "
-            "Networks, ICML 2019"
-        ),
-    )
+register_variants(
+    VARIANTS,
+    lambda v, **kwargs: EfficientNet(v.width_mult, v.depth_mult, **kwargs),
+    family="efficientnet",
+    input_size=lambda v: v.resolution,
+    min_input_size=32,
+    defaults=lambda v: dict(drop_rate=v.dropout, eps=v.eps, momentum=v.momentum),
+    paper=(
+        "Tan and Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural "
+        "Networks, ICML 2019"
+    ),
+)

@@ -39,10 +39,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
-from .base import AuxOutputs, ClassifierHead, Network
+from .base import AuxClassifierNetwork, ClassifierHead
 from .blocks import ConvNormAct, GoogLeNetAux, InceptionInputTransform, InceptionModule
 from .registry import register_model
 
@@ -71,45 +70,6 @@ REDUCTIONS = (8, 16, 32)
 # Where the auxiliary classifiers read: (stage, module name), shallowest first.
 AUX_TAPS = ((1, "inception4a"), (1, "inception4d"))
 MIN_INPUT_SIZE = 15  # torchvision's meta min_size: the last pools still see one pixel
-
-
-class AuxClassifierNetwork(Network):
-    """A network with optional auxiliary classifiers in ``self.aux`` (GoogLeNet, Inception
-    v3): each reads the output of one stage module, ``self.aux_taps[k]`` = ``(stage index,
-    module name)``. In training mode with aux heads, ``forward`` returns
-    ``AuxOutputs(logits, aux)``, shallowest head first; otherwise the logits alone."""
-
-    aux: nn.ModuleList
-    aux_taps: tuple[tuple[int, str], ...] = ()
-
-    @property
-    def aux_classifiers(self) -> tuple[str, ...]:
-        """Key prefixes of the aux heads' classifiers, replaced with the main one's."""
-        return tuple(f"aux.{i}.fc" for i in range(len(self.aux)))
-
-    def init_aux_classifier(self, fc: nn.Linear) -> None:
-        self.init_classifier(fc)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new main classifier, and new auxiliary classifiers with the same classes."""
-        super().reset_classifier(num_classes)
-        for aux in self.aux:
-            aux.reset(num_classes)
-            self.init_aux_classifier(aux.fc)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutputs:
-        if not (self.training and len(self.aux)):
-            return super().forward(x)
-        self.check_input(x)
-        taps = dict(zip(self.aux_taps, self.aux, strict=True))
-        x = self.stem(x)
-        aux = []
-        for i, stage in enumerate(self.stages):
-            for name, module in stage.named_children():
-                x = module(x)
-                if (i, name) in taps:
-                    aux.append(taps[(i, name)](x))
-        return AuxOutputs(self.forward_head(x), tuple(aux))
 
 
 class GoogLeNet(AuxClassifierNetwork):

@@ -34,7 +34,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from .base import ClassifierHead, Network
+from .base import ClassifierHead, Network, drop_bn_scale
 from .blocks import (
     ConvNormAct,
     InceptionReductionA,
@@ -44,7 +44,6 @@ from .blocks import (
     InceptionResNetMixed5b,
     InceptionResNetReductionB,
 )
-from .inception_v3 import drop_bn_scale
 from .registry import register_model
 
 # Residual blocks after each reduction: A, B and C (the last C is the unscaled, linear one).

@@ -45,7 +45,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from .base import ClassifierHead
+from .base import AuxClassifierNetwork, ClassifierHead, drop_bn_scale
 from .blocks import (
     ConvNormAct,
     InceptionInputTransform,
@@ -56,7 +56,6 @@ from .blocks import (
     InceptionV3D,
     InceptionV3E,
 )
-from .googlenet import AuxClassifierNetwork
 from .registry import register_model
 
 # Per stage: (module name, block, its arguments besides the input width). Each module reads
@@ -160,16 +159,6 @@ class InceptionV3(AuxClassifierNetwork):
 
     def init_aux_classifier(self, fc: nn.Linear) -> None:
         nn.init.trunc_normal_(fc.weight, 0.0, 0.001, -2, 2)  # torchvision's AuxLogits.fc
-
-
-def drop_bn_scale(model: nn.Module) -> None:
-    """BatchNorm without the scale gamma (Keras' ``scale=False``): each BatchNorm keeps its
-    shift (``bias``) and running statistics, and its ``weight`` becomes None, which
-    ``F.batch_norm`` treats as 1. No ``weight`` key, and no parameter to count or train."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
-            del m.weight
-            m.register_parameter("weight", None)
 
 
 def inception_v3(**kwargs) -> InceptionV3:

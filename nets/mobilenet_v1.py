@@ -34,6 +34,7 @@ from torch import nn
 
 from .base import ClassifierHead, Network
 from .blocks import ActLayer, ConvNormAct, DepthwiseSeparable, ReLU6, make_divisible
+from .blocks.mbconv import group_by_resolution
 from .registry import register_model
 
 # Table 1 of the paper: (stride of the depthwise conv, output channels) of each block. The
@@ -62,19 +63,6 @@ WIDTHS = {
     "mobilenet_v1_075": 0.75,
     "mobilenet_v1_100": 1.0,
 }
-
-
-def group_by_resolution(strides: Sequence[int], stem_stride: int = 2) -> list[tuple[int, int]]:
-    """(stage, reduction) of each block: a new stage begins at every stride-2 block (unless
-    the current stage is still empty), so each stage holds one resolution."""
-    out, stage, reduction, count = [], 0, stem_stride, 0
-    for stride in strides:
-        if stride > 1 and count:
-            stage, count = stage + 1, 0
-        reduction *= stride
-        out.append((stage, reduction))
-        count += 1
-    return out
 
 
 class MobileNetV1(Network):

@@ -31,7 +31,7 @@ from torch import nn
 
 from .base import ClassifierHead, Network, init_conv_bn
 from .blocks import ConvNormAct, InvertedResidual, ReLU6, make_divisible
-from .mobilenet_v1 import group_by_resolution
+from .blocks.mbconv import group_by_resolution
 from .registry import register_model
 
 

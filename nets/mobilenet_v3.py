@@ -39,7 +39,7 @@ from .blocks import (
     SqueezeExcite,
     make_divisible,
 )
-from .mobilenet_v1 import group_by_resolution
+from .blocks.mbconv import group_by_resolution
 from .registry import register_model
 
 Hardswish: ActLayer = partial(nn.Hardswish, inplace=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from torch import nn
 
@@ -29,6 +31,8 @@ class ModelSpec:
 
 _MODELS: dict[str, ModelSpec] = {}
 
+V = TypeVar("V")
+
 
 def register_model(
     name: str,
@@ -47,6 +51,45 @@ def register_model(
     spec = ModelSpec(name, family, builder, kwargs, input_size, min_input_size, paper, aux_heads)
     _MODELS[name] = spec
     return spec
+
+
+def register_variants(
+    variants: Mapping[str, V],
+    build: Callable[..., nn.Module],
+    *,
+    family: str,
+    paper: str | Callable[[str], str] = "",
+    input_size: int | Callable[[V], int] = 224,
+    min_input_size: int | Callable[[V], int] = 32,
+    defaults: Callable[[V], dict] | None = None,
+    **kwargs,
+) -> list[ModelSpec]:
+    """Register every entry of a family's variant table: ``name`` builds
+    ``build(variant, **kwargs, **defaults(variant), **the caller's kwargs)``.
+
+    ``input_size``, ``min_input_size`` and ``paper`` are either one value for the family or
+    a function of the variant (``paper``: of the name). ``kwargs`` are defaults shared by
+    every variant (for example a Keras port's BatchNorm epsilon).
+    """
+
+    def per_variant(value, arg):
+        return value(arg) if callable(value) else value
+
+    specs = []
+    for name, variant in variants.items():
+        specs.append(
+            register_model(
+                name,
+                partial(build, variant),
+                family=family,
+                input_size=per_variant(input_size, variant),
+                min_input_size=per_variant(min_input_size, variant),
+                paper=per_variant(paper, name),
+                **kwargs,
+                **(defaults(variant) if defaults else {}),
+            )
+        )
+    return specs
 
 
 def list_models(pattern: str = "*") -> list[str]:
