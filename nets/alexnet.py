@@ -41,7 +41,7 @@ from torch import nn
 
 from .base import Network, fully_connected_head
 from .blocks import ConvNormAct
-from .registry import register_model
+from .registry import register_variants
 
 
 class Conv(NamedTuple):
@@ -127,16 +127,6 @@ class AlexNet(Network):
         # PyTorch's default initialisation, as torchvision's AlexNet (see the module doc).
 
 
-def _builder(name: str):
-    cfg = ALEXNETS[name]
-
-    def build(**kwargs) -> AlexNet:
-        return AlexNet(cfg, **kwargs)
-
-    build.__name__ = name
-    return build
-
-
 PAPERS = {
     "alexnet": (
         "Krizhevsky, Sutskever and Hinton, ImageNet Classification with Deep Convolutional "
@@ -146,12 +136,11 @@ PAPERS = {
     "zfnet": ("Zeiler and Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014"),
 }
 
-for _name, _cfg in ALEXNETS.items():
-    register_model(
-        _name,
-        _builder(_name),
-        family="alexnet",
-        input_size=_cfg.input_size,
-        min_input_size=_cfg.min_input_size,
-        paper=PAPERS[_name],
-    )
+register_variants(
+    ALEXNETS,
+    AlexNet,
+    family="alexnet",
+    input_size=lambda cfg: cfg.input_size,
+    min_input_size=lambda cfg: cfg.min_input_size,
+    paper=PAPERS.__getitem__,
+)

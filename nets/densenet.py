@@ -30,7 +30,7 @@ from torch import nn
 
 from .base import ClassifierHead, Network
 from .blocks import ConvNormAct, DenseBlock, ReLU, Transition
-from .registry import register_model
+from .registry import register_variants
 
 
 class DenseNetCfg(NamedTuple):
@@ -124,35 +124,24 @@ class DenseNet(Network):
         nn.init.zeros_(fc.bias)
 
 
-def _builder(name: str):
-    cfg = DENSENETS[name]
-
-    def build(**kwargs) -> DenseNet:
-        return DenseNet(*cfg, **kwargs)
-
-    build.__name__ = name
-    return build
+def _densenet(cfg: DenseNetCfg, **kwargs) -> DenseNet:
+    return DenseNet(*cfg, **kwargs)
 
 
-for _name in DENSENETS:
-    register_model(
-        _name,
-        _builder(_name),
-        family="densenet",
-        # Keras' minimum for DenseNet (torchvision's metadata says 29: the last map is 1x1).
-        min_input_size=32,
-        paper="Huang et al., Densely Connected Convolutional Networks, CVPR 2017",
-    )
-
-for _name in ("densenet121", "densenet169", "densenet201"):
-    register_model(
-        f"keras_{_name}",
-        _builder(_name),
-        family="densenet",
-        min_input_size=32,
-        paper=(
-            "Huang et al., Densely Connected Convolutional Networks, CVPR 2017; keras.applications"
-        ),
-        eps=1.001e-5,
-        momentum=0.01,
-    )
+register_variants(
+    DENSENETS,
+    _densenet,
+    family="densenet",
+    # Keras' minimum for DenseNet (torchvision's metadata says 29: the last map is 1x1).
+    min_input_size=32,
+    paper="Huang et al., Densely Connected Convolutional Networks, CVPR 2017",
+)
+register_variants(
+    {f"keras_{n}": DENSENETS[n] for n in ("densenet121", "densenet169", "densenet201")},
+    _densenet,
+    family="densenet",
+    min_input_size=32,
+    paper="Huang et al., Densely Connected Convolutional Networks, CVPR 2017; keras.applications",
+    eps=1.001e-5,
+    momentum=0.01,
+)

@@ -64,13 +64,14 @@ def create_model(
 def load_pretrained(
     model: nn.Module,
     arch: str,
-    spec: str | os.PathLike,
+    weights: str | os.PathLike,
     *,
     include_top: bool = True,
     in_chans: int = 3,
 ) -> None:
-    """Load ``spec`` into ``model`` strictly, except for a classifier it chose to replace."""
-    loaded = wts.resolve(arch, spec)
+    """Load ``weights`` (a tag, ``"imagenet"`` or a checkpoint path) into ``model`` strictly,
+    except for a classifier it chose to replace."""
+    loaded = wts.resolve(arch, weights)
     state_dict = dict(loaded.state_dict)
     first = f"{model.first_conv}.weight"
     if in_chans != 3 and first in state_dict:

@@ -35,7 +35,7 @@ from torch import nn
 from .base import ClassifierHead, Network
 from .blocks import ActLayer, ConvNormAct, DepthwiseSeparable, ReLU6, make_divisible
 from .blocks.mbconv import group_by_resolution
-from .registry import register_model
+from .registry import register_variants
 
 # Table 1 of the paper: (stride of the depthwise conv, output channels) of each block. The
 # paper's table prints s2 for the 13th block, a known slip: every implementation (and the
@@ -128,39 +128,17 @@ def _init_tf_style(model: MobileNetV1) -> None:
             model.init_classifier(m)
 
 
-def _builder(name: str):
-    width = WIDTHS[name]
-
-    def build(**kwargs) -> MobileNetV1:
-        return MobileNetV1(width, **kwargs)
-
-    build.__name__ = name
-    return build
-
-
-for _name in WIDTHS:
-    register_model(
-        _name,
-        _builder(_name),
-        family="mobilenet_v1",
-        input_size=224,
-        min_input_size=32,
-        paper=(
-            "Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile "
-            "Vision Applications, arXiv:1704.04861, 2017"
-        ),
-    )
-
-register_model(
-    "keras_mobilenet",
-    _builder("mobilenet_v1_100"),
+PAPER = (
+    "Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile "
+    "Vision Applications, arXiv:1704.04861, 2017"
+)
+register_variants(WIDTHS, MobileNetV1, family="mobilenet_v1", min_input_size=32, paper=PAPER)
+register_variants(
+    {"keras_mobilenet": WIDTHS["mobilenet_v1_100"]},
+    MobileNetV1,
     family="mobilenet_v1",
-    input_size=224,
     min_input_size=32,
-    paper=(
-        "Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile "
-        "Vision Applications, arXiv:1704.04861, 2017; keras.applications.MobileNet"
-    ),
+    paper=PAPER + "; keras.applications.MobileNet",
     eps=1e-3,
     momentum=0.01,
     padding="same",

@@ -35,9 +35,9 @@ from .blocks.mbconv import group_by_resolution
 from .registry import register_model
 
 
-class BlockRow(NamedTuple):
-    """One row of the paper's Table 2: ``repeats`` blocks of expansion ``expand`` and
-    ``out_chs`` outputs; the first takes ``stride``, the others stride 1."""
+class InvertedResidualGroup(NamedTuple):
+    """One row of the paper's Table 2, a group of blocks: ``repeats`` blocks of expansion
+    ``expand`` and ``out_chs`` outputs; the first takes ``stride``, the others stride 1."""
 
     expand: int  # t
     out_chs: int  # c
@@ -46,13 +46,13 @@ class BlockRow(NamedTuple):
 
 
 ROWS = (
-    BlockRow(1, 16, 1, 1),
-    BlockRow(6, 24, 2, 2),
-    BlockRow(6, 32, 3, 2),
-    BlockRow(6, 64, 4, 2),
-    BlockRow(6, 96, 3, 1),
-    BlockRow(6, 160, 3, 2),
-    BlockRow(6, 320, 1, 1),
+    InvertedResidualGroup(1, 16, 1, 1),
+    InvertedResidualGroup(6, 24, 2, 2),
+    InvertedResidualGroup(6, 32, 3, 2),
+    InvertedResidualGroup(6, 64, 4, 2),
+    InvertedResidualGroup(6, 96, 3, 1),
+    InvertedResidualGroup(6, 160, 3, 2),
+    InvertedResidualGroup(6, 320, 1, 1),
 )
 STEM_CHS = 32
 HEAD_CHS = 1280
@@ -73,7 +73,7 @@ class MobileNetV2(Network):
         round_nearest: int = 8,
         eps: float = 1e-5,
         momentum: float = 0.1,
-        rows: tuple[BlockRow, ...] = ROWS,
+        rows: tuple[InvertedResidualGroup, ...] = ROWS,
         padding: int | str | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans)

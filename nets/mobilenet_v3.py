@@ -40,7 +40,7 @@ from .blocks import (
     make_divisible,
 )
 from .blocks.mbconv import group_by_resolution
-from .registry import register_model
+from .registry import register_variants
 
 Hardswish: ActLayer = partial(nn.Hardswish, inplace=True)
 
@@ -193,22 +193,10 @@ class MobileNetV3(Network):
         nn.init.zeros_(fc.bias)
 
 
-def _builder(name: str):
-    blocks, hidden = VARIANTS[name]
-
-    def build(**kwargs) -> MobileNetV3:
-        return MobileNetV3(blocks, hidden, **kwargs)
-
-    build.__name__ = name
-    return build
-
-
-for _name in VARIANTS:
-    register_model(
-        _name,
-        _builder(_name),
-        family="mobilenet_v3",
-        input_size=224,
-        min_input_size=32,
-        paper="Howard et al., Searching for MobileNetV3, ICCV 2019",
-    )
+register_variants(
+    VARIANTS,
+    lambda variant, **kwargs: MobileNetV3(*variant, **kwargs),
+    family="mobilenet_v3",
+    min_input_size=32,
+    paper="Howard et al., Searching for MobileNetV3, ICCV 2019",
+)

@@ -25,7 +25,7 @@ from torch import nn
 
 from .base import ClassifierHead, Network, init_conv_bn
 from .blocks import BasicBlock, Bottleneck, ConvNormAct
-from .registry import register_model
+from .registry import register_variants
 
 # name: (block, blocks per stage)
 RESNETS = {
@@ -99,31 +99,19 @@ class ResNet(Network):
                     nn.init.zeros_(last.bn.weight)
 
 
-def _builder(name: str):
-    block, depths = RESNETS[name]
-
-    def build(**kwargs) -> ResNet:
-        return ResNet(block, depths, **kwargs)
-
-    build.__name__ = name
-    return build
+def _resnet(variant: tuple, **kwargs) -> ResNet:
+    block, depths = variant
+    return ResNet(block, depths, **kwargs)
 
 
-for _name in RESNETS:
-    register_model(
-        _name,
-        _builder(_name),
-        family="resnet",
-        min_input_size=32,
-        paper="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
-    )
-
-register_model(
-    "keras_resnet50",
-    _builder("resnet50"),
+PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016"
+register_variants(RESNETS, _resnet, family="resnet", min_input_size=32, paper=PAPER)
+register_variants(
+    {"keras_resnet50": RESNETS["resnet50"]},
+    _resnet,
     family="resnet",
     min_input_size=32,
-    paper="He et al., Deep Residual Learning for Image Recognition, CVPR 2016; keras.applications",
+    paper=PAPER + "; keras.applications",
     block_kwargs=dict(stride_in_1x1=True, bias=True),
     stem_bias=True,
     eps=1.001e-5,

@@ -27,7 +27,7 @@ from functools import partial
 from torch import nn
 
 from .blocks import Bottleneck, SqueezeExcite
-from .registry import register_model
+from .registry import register_variants
 from .resnet import ResNet
 
 SE_REDUCTION = 16
@@ -66,21 +66,10 @@ def _default_se_biases(model: nn.Module) -> None:
                 nn.init.uniform_(conv.bias, -bound, bound)
 
 
-def _builder(name: str):
-    depth, legacy = SE_RESNETS[name]
-
-    def build(**kwargs) -> ResNet:
-        return se_resnet(depth, legacy=legacy, **kwargs)
-
-    build.__name__ = name
-    return build
-
-
-for _name in SE_RESNETS:
-    register_model(
-        _name,
-        _builder(_name),
-        family="seresnet",
-        min_input_size=32,
-        paper="Hu et al., Squeeze-and-Excitation Networks, CVPR 2018",
-    )
+register_variants(
+    SE_RESNETS,
+    lambda variant, **kwargs: se_resnet(variant[0], legacy=variant[1], **kwargs),
+    family="seresnet",
+    min_input_size=32,
+    paper="Hu et al., Squeeze-and-Excitation Networks, CVPR 2018",
+)

@@ -20,7 +20,7 @@ from torch import nn
 
 from .base import Network, fully_connected_head, init_conv_bn
 from .blocks import ConvNormAct
-from .registry import register_model
+from .registry import register_variants
 
 # name: 3x3 conv layers per stage (the paper's configurations A, B, D and E)
 VGGS = {
@@ -83,26 +83,27 @@ class VGG(Network):
         nn.init.zeros_(fc.bias)
 
 
-def _builder(name: str, batch_norm: bool):
-    depths = VGGS[name]
-
-    def build(**kwargs) -> VGG:
-        return VGG(depths, **{"batch_norm": batch_norm, **kwargs})
-
-    build.__name__ = f"{name}_bn" if batch_norm else name
-    return build
-
-
-for _name in VGGS:
-    for _bn in (False, True):
-        register_model(
-            f"{_name}_bn" if _bn else _name,
-            _builder(_name, _bn),
-            family="vgg",
-            min_input_size=MIN_INPUT_SIZE,
-            paper=(
-                "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale "
-                "Image Recognition, ICLR 2015"
-                + ("; BatchNorm after each conv as in torchvision's *_bn models" if _bn else "")
-            ),
+PAPER = (
+    "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
+    "Recognition, ICLR 2015"
+)
+BN_NOTE = "; BatchNorm after each conv as in torchvision's *_bn models"
+# vgg11 ... vgg19 and their BatchNorm versions, vgg11_bn ... vgg19_bn: (depths, batch_norm).
+register_variants(
+    {
+        (f"{name}_bn" if bn else name): (depths, bn)
+        for name, depths in VGGS.items()
+        for bn in (False, True)
+    },
+    lambda variant, **kwargs: VGG(variant[0], **{"batch_norm": variant[1], **kwargs}),
+    family="vgg",
+    min_input_size=MIN_INPUT_SIZE,
+    paper=lambda name: (
+        PAPER
+        + (
+            "; BatchNorm after each conv as in torchvision's *_bn models"
+            if name.endswith("_bn")
+            else ""
         )
+    ),
+)

@@ -40,6 +40,8 @@ from .registry import register_model
 
 
 class BlockRow(NamedTuple):
+    """One block of Figure 5 (one row per block, as in MobileNetV3's table)."""
+
     in_chs: int
     out_chs: int
     reps: int  # separable convs in the block

@@ -19,6 +19,35 @@ def test_list_and_registry():
         nets.register_model("resnet50", lambda **kw: None, family="resnet")
 
 
+def test_register_variants_registers_a_table_with_per_row_defaults():
+    from nets import registry
+
+    variants = {"_tiny_resnet_a": (1, 1, 1, 1), "_tiny_resnet_b": (1, 2, 1, 1)}
+    try:
+        specs = nets.register_variants(
+            variants,
+            lambda depths, **kw: nets.resnet.ResNet(nets.BasicBlock, depths, **kw),
+            family="resnet",
+            input_size=lambda depths: 64 * depths[1],
+            defaults=lambda depths: dict(drop_rate=0.1 * depths[1]),
+            paper=str.upper,
+        )
+        assert [s.name for s in specs] == list(variants)
+        assert [s.input_size for s in specs] == [64, 128]
+        assert specs[1].paper == "_TINY_RESNET_B"
+        assert specs[1].kwargs == {"drop_rate": 0.2}
+        model = nets.create_model("_tiny_resnet_b", num_classes=3)
+        assert [len(stage) for stage in model.stages] == [1, 2, 1, 1]
+        assert model.head.drop.p == pytest.approx(0.2)
+        # the caller's keywords win over a row's defaults
+        assert nets.create_model("_tiny_resnet_b", drop_rate=0.5).head.drop.p == 0.5
+        with pytest.raises(ValueError, match="already registered"):
+            nets.register_variants(variants, nets.resnet.ResNet, family="resnet")
+    finally:
+        for name in variants:
+            registry._MODELS.pop(name, None)
+
+
 def test_unknown_model_suggests_close_names():
     with pytest.raises(nets.UnknownModelError, match="did you mean resnet50"):
         nets.create_model("resnet05")

@@ -138,3 +138,27 @@ def test_anatomy_and_residual_scales():
     assert isinstance(
         nets.create_model("inception_v4").stages[4].mixed_7a, nets.InceptionV4ReductionB
     )
+
+
+def test_blocks_are_tables_and_take_a_table_of_your_own():
+    from nets.blocks.inception_v4 import MAX, Pool
+
+    # A published block is the generic one with its table: same keys, same outputs.
+    torch.manual_seed(0)
+    published = nets.InceptionResNetB(64, 0.1).eval()
+    torch.manual_seed(0)
+    generic = nets.InceptionResNetBlock(64, 0.1, branches=nets.InceptionResNetB.BRANCHES).eval()
+    assert published.state_dict().keys() == generic.state_dict().keys()
+    x = torch.randn(2, 64, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(published(x), generic(x), rtol=0, atol=0)
+
+    own = nets.InceptionConcat(
+        16, branches=[((8, 1, 1, False),), ((4, 1, 1, False), (6, (1, 3), 1, True)), Pool("avg", 5)]
+    )
+    assert own.out_chs == 8 + 6 + 5
+    assert own(torch.randn(1, 16, 7, 7)).shape == (1, 19, 7, 7)
+    reduce = nets.InceptionConcat(16, branches=[((8, 3, 2, False),), MAX])
+    assert reduce(torch.randn(1, 16, 9, 9)).shape == (1, 8 + 16, 4, 4)
+    with pytest.raises(ValueError, match="InceptionConcat needs branches"):
+        nets.InceptionConcat(16)

@@ -16,6 +16,7 @@ conv is a ``ConvNormAct``, a longer one an ``nn.Sequential``. The residual block
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -25,9 +26,11 @@ from .core import ActLayer, ConvNormAct, ReLU
 
 __all__ = [
     "FactorizedStemBlock",
+    "InceptionConcat",
     "InceptionReductionA",
     "InceptionResNetA",
     "InceptionResNetB",
+    "InceptionResNetBlock",
     "InceptionResNetC",
     "InceptionResNetMixed5b",
     "InceptionResNetReductionB",
@@ -59,22 +62,75 @@ def _branch(in_chs: int, specs: Sequence[ConvSpec], kw: dict) -> nn.Module:
     return convs[0] if len(convs) == 1 else nn.Sequential(*convs)
 
 
-def _avg_pool_branch(in_chs: int, out_chs: int, count_include_pad: bool, kw: dict) -> nn.Module:
-    """3x3/1 average pool then a 1x1 projection (the pool branch of the Inception blocks)."""
-    return nn.Sequential(
-        nn.AvgPool2d(3, 1, 1, count_include_pad=count_include_pad),
-        _conv(in_chs, (out_chs, 1, 1, False), kw),
-    )
+class Pool(NamedTuple):
+    """A pooling branch. ``"avg"``: 3x3/1 average pool then a 1x1 conv to ``proj`` channels
+    (the pool branch of the Inception blocks); ``"max"``: a 3x3/2 max-pool beside the
+    reducing convs (the input's channels pass through)."""
+
+    kind: str
+    proj: int = 0
+
+
+MAX = Pool("max")  # the reductions' pool branch
+
+# One branch: a chain of convs, or a pool.
+Branch = tuple[ConvSpec, ...] | Pool
+
+
+def _make_branch(in_chs: int, branch: Branch, kw: dict, pool_kw: dict) -> tuple[nn.Module, int]:
+    """The branch's module and output channels."""
+    if isinstance(branch, Pool) and branch.kind == "max":
+        return nn.MaxPool2d(3, 2, ceil_mode=pool_kw["ceil_mode"]), in_chs
+    if isinstance(branch, Pool):
+        pool = nn.AvgPool2d(3, 1, 1, count_include_pad=pool_kw["count_include_pad"])
+        return nn.Sequential(pool, _conv(in_chs, (branch.proj, 1, 1, False), kw)), branch.proj
+    return _branch(in_chs, branch, kw), branch[-1][0]
 
 
 def _conv_kw(eps: float, momentum: float, bias: bool, act: ActLayer) -> dict:
     return dict(eps=eps, momentum=momentum, bias=bias, act=act)
 
 
-class _Concat(nn.Module):
-    """Runs ``branch0``, ``branch1``, ... on the same input and concatenates their outputs."""
+class InceptionConcat(nn.Module):
+    """Parallel branches over one input, concatenated: every Inception-v4 and
+    Inception-ResNet-v2 block is one of these with its table of branches.
 
-    num_branches: int
+    ``branches`` (or the subclass's ``BRANCHES``) lists each branch: a chain of
+    ``(out channels, kernel, stride, padded)`` convs, ``Pool("avg", proj)`` or ``MAX``.
+    Children are ``branch0``, ``branch1``, ... in concatenation order; a branch of one conv
+    is the ``ConvNormAct`` itself. ``count_include_pad`` applies to the average pools,
+    ``ceil_mode`` to the max-pools; the other arguments to every conv.
+    """
+
+    BRANCHES: ClassVar[tuple[Branch, ...]] = ()
+    IN_CHS: ClassVar[int] = 0  # the published block's input width, the default
+
+    def __init__(
+        self,
+        in_chs: int | None = None,
+        *,
+        branches: Sequence[Branch] | None = None,
+        count_include_pad: bool = False,
+        ceil_mode: bool = False,
+        eps: float = 1e-3,
+        momentum: float = 0.1,
+        bias: bool = False,
+        act: ActLayer = ReLU,
+    ) -> None:
+        super().__init__()
+        in_chs = self.IN_CHS if in_chs is None else in_chs
+        branches = self.BRANCHES if branches is None else tuple(branches)
+        if not branches or in_chs < 1:
+            raise ValueError(f"{type(self).__name__} needs branches and in_chs, got {in_chs}")
+        kw = _conv_kw(eps, momentum, bias, act)
+        pool_kw = dict(count_include_pad=count_include_pad, ceil_mode=ceil_mode)
+        self.cat_chs = 0
+        for i, branch in enumerate(branches):
+            module, out = _make_branch(in_chs, branch, kw, pool_kw)
+            self.add_module(f"branch{i}", module)
+            self.cat_chs += out
+        self.num_branches = len(branches)
+        self.out_chs = self.cat_chs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([getattr(self, f"branch{i}")(x) for i in range(self.num_branches)], 1)
@@ -110,57 +166,32 @@ class PoolConvReduction(nn.Module):
         return torch.cat(parts, 1)
 
 
-class FactorizedStemBlock(_Concat):
+class FactorizedStemBlock(InceptionConcat):
     """Inception-v4's Mixed_4a (Fig. 3): two 1x1-bottlenecked branches that each end in an
     unpadded 3x3 conv (73x73 -> 71x71 at 299 input), the second with a 7x7 factorized into
     1x7 and 7x1. 160 -> 96 + 96 channels."""
 
-    def __init__(
-        self,
-        in_chs: int = 160,
-        *,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        act: ActLayer = ReLU,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(64, 1, 1, False), (96, 3, 1, False)], kw)
-        self.branch1 = _branch(
-            in_chs,
-            [(64, 1, 1, False), (64, (1, 7), 1, True), (64, (7, 1), 1, True), (96, 3, 1, False)],
-            kw,
-        )
-        self.num_branches = 2
-        self.out_chs = 192
+    IN_CHS = 160
+    BRANCHES = (
+        ((64, 1, 1, False), (96, 3, 1, False)),
+        ((64, 1, 1, False), (64, (1, 7), 1, True), (64, (7, 1), 1, True), (96, 3, 1, False)),
+    )
 
 
-class InceptionV4A(_Concat):
+class InceptionV4A(InceptionConcat):
     """Inception-A (Fig. 4), the 35x35 block: 1x1 | 1x1-3x3 | 1x1-3x3-3x3 | avgpool-1x1,
     96 channels each (384 in and out)."""
 
-    def __init__(
-        self,
-        in_chs: int = 384,
-        *,
-        count_include_pad: bool = False,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        act: ActLayer = ReLU,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(96, 1, 1, False)], kw)
-        self.branch1 = _branch(in_chs, [(64, 1, 1, False), (96, 3, 1, True)], kw)
-        self.branch2 = _branch(in_chs, [(64, 1, 1, False), (96, 3, 1, True), (96, 3, 1, True)], kw)
-        self.branch3 = _avg_pool_branch(in_chs, 96, count_include_pad, kw)
-        self.num_branches = 4
-        self.out_chs = 384
+    IN_CHS = 384
+    BRANCHES = (
+        ((96, 1, 1, False),),
+        ((64, 1, 1, False), (96, 3, 1, True)),
+        ((64, 1, 1, False), (96, 3, 1, True), (96, 3, 1, True)),
+        Pool("avg", 96),
+    )
 
 
-class InceptionReductionA(_Concat):
+class InceptionReductionA(InceptionConcat):
     """Reduction-A (Fig. 7), 35x35 -> 17x17: an unpadded 3x3/2 conv of ``n`` filters | 1x1
     (``k``) - 3x3 (``l``) - 3x3/2 (``m``) | 3x3/2 max-pool. Output ``n + m + in_chs``.
 
@@ -175,89 +206,42 @@ class InceptionReductionA(_Concat):
         l: int,  # noqa: E741 (the paper's name)
         m: int,
         n: int,
-        *,
-        ceil_mode: bool = False,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        act: ActLayer = ReLU,
+        **kwargs,
     ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(n, 3, 2, False)], kw)
-        self.branch1 = _branch(in_chs, [(k, 1, 1, False), (l, 3, 1, True), (m, 3, 2, False)], kw)
-        self.branch2 = nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
-        self.num_branches = 3
-        self.out_chs = n + m + in_chs
+        branches = (((n, 3, 2, False),), ((k, 1, 1, False), (l, 3, 1, True), (m, 3, 2, False)), MAX)
+        super().__init__(in_chs, branches=branches, **kwargs)
 
 
-class InceptionV4B(_Concat):
+class InceptionV4B(InceptionConcat):
     """Inception-B (Fig. 5), the 17x17 block with 7x7 convs factorized into 1x7 and 7x1:
     1x1 (384) | 1x1-1x7-7x1 (256) | 1x1-7x1-1x7-7x1-1x7 (256) | avgpool-1x1 (128); 1024 in
     and out. The long branch starts with a 7x1 as in TF-slim (Fig. 5 draws a 1x7 first)."""
 
-    def __init__(
-        self,
-        in_chs: int = 1024,
-        *,
-        count_include_pad: bool = False,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        act: ActLayer = ReLU,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(384, 1, 1, False)], kw)
-        self.branch1 = _branch(
-            in_chs, [(192, 1, 1, False), (224, (1, 7), 1, True), (256, (7, 1), 1, True)], kw
-        )
-        self.branch2 = _branch(
-            in_chs,
-            [
-                (192, 1, 1, False),
-                (192, (7, 1), 1, True),
-                (224, (1, 7), 1, True),
-                (224, (7, 1), 1, True),
-                (256, (1, 7), 1, True),
-            ],
-            kw,
-        )
-        self.branch3 = _avg_pool_branch(in_chs, 128, count_include_pad, kw)
-        self.num_branches = 4
-        self.out_chs = 1024
+    IN_CHS = 1024
+    BRANCHES = (
+        ((384, 1, 1, False),),
+        ((192, 1, 1, False), (224, (1, 7), 1, True), (256, (7, 1), 1, True)),
+        (
+            (192, 1, 1, False),
+            (192, (7, 1), 1, True),
+            (224, (1, 7), 1, True),
+            (224, (7, 1), 1, True),
+            (256, (1, 7), 1, True),
+        ),
+        Pool("avg", 128),
+    )
 
 
-class InceptionV4ReductionB(_Concat):
+class InceptionV4ReductionB(InceptionConcat):
     """Reduction-B (Fig. 8), 17x17 -> 8x8: 1x1 (192) - 3x3/2 (192) | 1x1 (256) - 1x7 (256) -
     7x1 (320) - 3x3/2 (320) | 3x3/2 max-pool; 1024 -> 1536 channels."""
 
-    def __init__(
-        self,
-        in_chs: int = 1024,
-        *,
-        ceil_mode: bool = False,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        act: ActLayer = ReLU,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(192, 1, 1, False), (192, 3, 2, False)], kw)
-        self.branch1 = _branch(
-            in_chs,
-            [
-                (256, 1, 1, False),
-                (256, (1, 7), 1, True),
-                (320, (7, 1), 1, True),
-                (320, 3, 2, False),
-            ],
-            kw,
-        )
-        self.branch2 = nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
-        self.num_branches = 3
-        self.out_chs = 192 + 320 + in_chs
+    IN_CHS = 1024
+    BRANCHES = (
+        ((192, 1, 1, False), (192, 3, 2, False)),
+        ((256, 1, 1, False), (256, (1, 7), 1, True), (320, (7, 1), 1, True), (320, 3, 2, False)),
+        MAX,
+    )
 
 
 class InceptionV4C(nn.Module):
@@ -291,7 +275,9 @@ class InceptionV4C(nn.Module):
         self.branch2_2 = _conv(448, (512, (1, 3), 1, True), kw)
         self.branch2_3a = _conv(512, (256, (1, 3), 1, True), kw)
         self.branch2_3b = _conv(512, (256, (3, 1), 1, True), kw)
-        self.branch3 = _avg_pool_branch(in_chs, 256, count_include_pad, kw)
+        self.branch3, _ = _make_branch(
+            in_chs, Pool("avg", 256), kw, dict(count_include_pad=count_include_pad)
+        )
         self.out_chs = 1536
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -310,51 +296,48 @@ class InceptionV4C(nn.Module):
         )
 
 
-class InceptionResNetMixed5b(_Concat):
+class InceptionResNetMixed5b(InceptionConcat):
     """The last block of Inception-ResNet-v2's stem in TF-slim (Mixed_5b; the paper's Fig. 3
     stem is replaced by this Inception-A-like block): 1x1 (96) | 1x1 (48) - 5x5 (64) |
     1x1 (64) - 3x3 (96) - 3x3 (96) | avgpool-1x1 (64); 192 -> 320 channels."""
 
-    def __init__(
-        self,
-        in_chs: int = 192,
-        *,
-        count_include_pad: bool = False,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        act: ActLayer = ReLU,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(96, 1, 1, False)], kw)
-        self.branch1 = _branch(in_chs, [(48, 1, 1, False), (64, 5, 1, True)], kw)
-        self.branch2 = _branch(in_chs, [(64, 1, 1, False), (96, 3, 1, True), (96, 3, 1, True)], kw)
-        self.branch3 = _avg_pool_branch(in_chs, 64, count_include_pad, kw)
-        self.num_branches = 4
-        self.out_chs = 320
+    IN_CHS = 192
+    BRANCHES = (
+        ((96, 1, 1, False),),
+        ((48, 1, 1, False), (64, 5, 1, True)),
+        ((64, 1, 1, False), (96, 3, 1, True), (96, 3, 1, True)),
+        Pool("avg", 64),
+    )
 
 
-class _ScaledResidual(_Concat):
-    """x + scale * project(concat(branches(x))), then the activation (if any).
+class InceptionResNetBlock(InceptionConcat):
+    """x + scale * project(concat(branches(x))), then the activation (if any): the residual
+    Inception block, table-driven like ``InceptionConcat``.
 
     Scaling the residual branch down (0.1 to 0.3) before the addition is what the paper
     found to keep very wide residual Inception networks from dying early in training
-    (Section 3.3). ``project`` is a plain 1x1 conv with a bias and no BatchNorm, as in
-    TF-slim. ``final_act=False`` leaves the sum linear (the last Block8 of Inception-ResNet-v2).
+    (Section 3.3). ``project`` is a plain 1x1 conv back to ``in_chs``, with a bias and no
+    BatchNorm, as in TF-slim. ``final_act=False`` leaves the sum linear (the last Block8 of
+    Inception-ResNet-v2).
     """
 
-    def _finish(
+    def __init__(
         self,
-        cat_chs: int,
-        in_chs: int,
-        scale: float,
-        final_act: bool,
-        act: ActLayer,
-        project_bias: bool,
-        drop_path: float,
+        in_chs: int | None = None,
+        scale: float = 1.0,
+        *,
+        branches: Sequence[Branch] | None = None,
+        final_act: bool = True,
+        eps: float = 1e-3,
+        momentum: float = 0.1,
+        bias: bool = False,
+        project_bias: bool = True,
+        act: ActLayer = ReLU,
+        drop_path: float = 0.0,
     ) -> None:
-        self.project = nn.Conv2d(cat_chs, in_chs, 1, bias=project_bias)
+        super().__init__(in_chs, branches=branches, eps=eps, momentum=momentum, bias=bias, act=act)
+        in_chs = self.IN_CHS if in_chs is None else in_chs
+        self.project = nn.Conv2d(self.cat_chs, in_chs, 1, bias=project_bias)
         self.scale = scale
         self.drop_path = StochasticDepth(drop_path, "row") if drop_path else nn.Identity()
         self.act = act() if final_act else nn.Identity()
@@ -365,111 +348,52 @@ class _ScaledResidual(_Concat):
         return self.act(self.drop_path(out * self.scale) + x)
 
 
-class InceptionResNetA(_ScaledResidual):
+class InceptionResNetA(InceptionResNetBlock):
     """Inception-ResNet-A (Fig. 16; TF-slim's block35), the 35x35 residual block:
     1x1 (32) | 1x1 (32) - 3x3 (32) | 1x1 (32) - 3x3 (48) - 3x3 (64), projected back to
     ``in_chs`` (320 in TF-slim; the paper draws 384) and added with ``scale`` (0.17)."""
 
-    def __init__(
-        self,
-        in_chs: int = 320,
-        scale: float = 1.0,
-        *,
-        final_act: bool = True,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        project_bias: bool = True,
-        act: ActLayer = ReLU,
-        drop_path: float = 0.0,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(32, 1, 1, False)], kw)
-        self.branch1 = _branch(in_chs, [(32, 1, 1, False), (32, 3, 1, True)], kw)
-        self.branch2 = _branch(in_chs, [(32, 1, 1, False), (48, 3, 1, True), (64, 3, 1, True)], kw)
-        self.num_branches = 3
-        self._finish(32 + 32 + 64, in_chs, scale, final_act, act, project_bias, drop_path)
+    IN_CHS = 320
+    BRANCHES = (
+        ((32, 1, 1, False),),
+        ((32, 1, 1, False), (32, 3, 1, True)),
+        ((32, 1, 1, False), (48, 3, 1, True), (64, 3, 1, True)),
+    )
 
 
-class InceptionResNetB(_ScaledResidual):
+class InceptionResNetB(InceptionResNetBlock):
     """Inception-ResNet-B (Fig. 17; TF-slim's block17), the 17x17 residual block:
     1x1 (192) | 1x1 (128) - 1x7 (160) - 7x1 (192), projected back to ``in_chs`` (1088) and
     added with ``scale`` (0.10)."""
 
-    def __init__(
-        self,
-        in_chs: int = 1088,
-        scale: float = 1.0,
-        *,
-        final_act: bool = True,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        project_bias: bool = True,
-        act: ActLayer = ReLU,
-        drop_path: float = 0.0,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(192, 1, 1, False)], kw)
-        self.branch1 = _branch(
-            in_chs, [(128, 1, 1, False), (160, (1, 7), 1, True), (192, (7, 1), 1, True)], kw
-        )
-        self.num_branches = 2
-        self._finish(192 + 192, in_chs, scale, final_act, act, project_bias, drop_path)
+    IN_CHS = 1088
+    BRANCHES = (
+        ((192, 1, 1, False),),
+        ((128, 1, 1, False), (160, (1, 7), 1, True), (192, (7, 1), 1, True)),
+    )
 
 
-class InceptionResNetC(_ScaledResidual):
+class InceptionResNetC(InceptionResNetBlock):
     """Inception-ResNet-C (Fig. 19; TF-slim's block8), the 8x8 residual block:
     1x1 (192) | 1x1 (192) - 1x3 (224) - 3x1 (256), projected back to ``in_chs`` (2080) and
     added with ``scale`` (0.20; 1.0 and no activation for the network's last one)."""
 
-    def __init__(
-        self,
-        in_chs: int = 2080,
-        scale: float = 1.0,
-        *,
-        final_act: bool = True,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        project_bias: bool = True,
-        act: ActLayer = ReLU,
-        drop_path: float = 0.0,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(192, 1, 1, False)], kw)
-        self.branch1 = _branch(
-            in_chs, [(192, 1, 1, False), (224, (1, 3), 1, True), (256, (3, 1), 1, True)], kw
-        )
-        self.num_branches = 2
-        self._finish(192 + 256, in_chs, scale, final_act, act, project_bias, drop_path)
+    IN_CHS = 2080
+    BRANCHES = (
+        ((192, 1, 1, False),),
+        ((192, 1, 1, False), (224, (1, 3), 1, True), (256, (3, 1), 1, True)),
+    )
 
 
-class InceptionResNetReductionB(_Concat):
+class InceptionResNetReductionB(InceptionConcat):
     """Inception-ResNet-v2's Reduction-B (Fig. 18; Mixed_7a), 17x17 -> 8x8:
     1x1 (256) - 3x3/2 (384) | 1x1 (256) - 3x3/2 (288) | 1x1 (256) - 3x3 (288) - 3x3/2 (320) |
     3x3/2 max-pool; 1088 -> 2080 channels."""
 
-    def __init__(
-        self,
-        in_chs: int = 1088,
-        *,
-        ceil_mode: bool = False,
-        eps: float = 1e-3,
-        momentum: float = 0.1,
-        bias: bool = False,
-        act: ActLayer = ReLU,
-    ) -> None:
-        super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
-        self.branch0 = _branch(in_chs, [(256, 1, 1, False), (384, 3, 2, False)], kw)
-        self.branch1 = _branch(in_chs, [(256, 1, 1, False), (288, 3, 2, False)], kw)
-        self.branch2 = _branch(
-            in_chs, [(256, 1, 1, False), (288, 3, 1, True), (320, 3, 2, False)], kw
-        )
-        self.branch3 = nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
-        self.num_branches = 4
-        self.out_chs = 384 + 288 + 320 + in_chs
+    IN_CHS = 1088
+    BRANCHES = (
+        ((256, 1, 1, False), (384, 3, 2, False)),
+        ((256, 1, 1, False), (288, 3, 2, False)),
+        ((256, 1, 1, False), (288, 3, 1, True), (320, 3, 2, False)),
+        MAX,
+    )
