@@ -29,6 +29,7 @@ from . import (  # noqa: F401
     mobilenet_v3,
     resnet,
     seresnet,
+    unet,
     vgg,
     visualize,
     xception,
@@ -43,7 +44,14 @@ from .features import FeatureExtractor, feature_extractor
 from .inference import optimize_for_inference
 from .precision import half_precision_headroom
 from .pretrained import PretrainedCfg
-from .registry import ModelSpec, get_spec, list_models, register_model, register_variants
+from .registry import (
+    ModelSpec,
+    get_spec,
+    list_models,
+    register_derived,
+    register_model,
+    register_variants,
+)
 from .visualize import VisualizeError
 
 __all__ = [
@@ -75,6 +83,7 @@ __all__ = [
     "list_models",
     "load_pretrained",
     "optimize_for_inference",
+    "register_derived",
     "register_model",
     "register_variants",
     "visualize",

@@ -21,7 +21,7 @@ from .cost import cost_table, format_table, inception_demo, separable_demo
 from .errors import NetsError
 from .factory import create_model
 from .images import load_image
-from .registry import get_spec, list_models
+from .registry import derived_prefixes, get_spec, list_models
 from .summary import count, keras_variant, summary
 from .visualize import (
     VisualizeError,
@@ -54,6 +54,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())
+    for prefix in derived_prefixes():
+        family = get_spec(f"{prefix}resnet18").family
+        print(f"\n{prefix}<model>: a {family} on any model above (e.g. {prefix}resnet34)")
     return 0
 
 

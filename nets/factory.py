@@ -55,7 +55,12 @@ def create_model(
     )
     model.arch = name
     model.min_input_size = spec.min_input_size
-    model.pretrained_cfg = PretrainedCfg.unweighted(name, spec.input_size)
+    built = getattr(model, "pretrained_cfg", None)
+    # A builder may know better (a U-Net's input is its encoder's): keep what it set.
+    if isinstance(built, PretrainedCfg):
+        model.pretrained_cfg = built.replace(arch=name)
+    else:
+        model.pretrained_cfg = PretrainedCfg.unweighted(name, spec.input_size)
     if weights is not None:
         load_pretrained(model, name, weights, include_top=include_top, in_chans=in_chans)
     return model

@@ -30,6 +30,9 @@ class ModelSpec:
 
 
 _MODELS: dict[str, ModelSpec] = {}
+# Name prefixes whose models are made from another registered model (``unet_<encoder>``):
+# prefix -> a function of (full name, the other model's name) giving the spec.
+_DERIVED: dict[str, Callable[[str, str], ModelSpec]] = {}
 
 V = TypeVar("V")
 
@@ -102,7 +105,27 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def register_derived(prefix: str, make_spec: Callable[[str, str], ModelSpec]) -> None:
+    """Names ``prefix + <any registered model>`` (``unet_resnet34``) resolve through
+    ``make_spec(name, model)``; they are not listed by ``list_models``, which would
+    otherwise hold every model twice."""
+    if prefix in _DERIVED:
+        raise ValueError(f"derived names {prefix!r}* are already registered")
+    _DERIVED[prefix] = make_spec
+
+
+def derived_prefixes() -> tuple[str, ...]:
+    return tuple(_DERIVED)
+
+
 def get_spec(name: str) -> ModelSpec:
+    if isinstance(name, str) and name not in _MODELS:
+        for prefix, make_spec in _DERIVED.items():
+            base = name[len(prefix) :]
+            if name.startswith(prefix) and base in _MODELS:
+                return make_spec(name, base)
+            if name.startswith(prefix) and base:
+                get_spec(base)  # raises, naming the unknown encoder and close names
     try:
         return _MODELS[name]
     except (KeyError, TypeError):

@@ -15,7 +15,9 @@ from .inception_v4 import *  # noqa: F403
 from .inception_v4 import __all__ as _inception_v4
 from .squeeze_excite import *  # noqa: F403
 from .squeeze_excite import __all__ as _squeeze_excite
+from .unet import *  # noqa: F403
+from .unet import __all__ as _unet
 from .xception import *  # noqa: F403
 from .xception import __all__ as _xception
 
-__all__ = [*_core, *_dense, *_inception, *_inception_v4, *_squeeze_excite, *_xception]
+__all__ = [*_core, *_dense, *_inception, *_inception_v4, *_squeeze_excite, *_unet, *_xception]
