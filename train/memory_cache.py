@@ -95,8 +95,27 @@ class _Decode(torch.utils.data.Dataset):
             return str(exc)
 
 
-def _as_list(batch: list) -> list:
-    return batch
+def _pack(batch: list) -> tuple[torch.Tensor, list]:
+    """A worker's batch as one flat tensor and the shapes (or the unreadable's reasons): a
+    tensor from a worker travels as a shared-memory segment and a file descriptor, so one
+    per image would run out of descriptors on a large set."""
+    tensors = [b.flatten() for b in batch if isinstance(b, torch.Tensor)]
+    flat = torch.cat(tensors) if tensors else torch.empty(0, dtype=torch.uint8)
+    return flat, [tuple(b.shape) if isinstance(b, torch.Tensor) else b for b in batch]
+
+
+def _unpack(flat: torch.Tensor, shapes: list) -> list[torch.Tensor | str]:
+    out: list[torch.Tensor | str] = []
+    offset = 0
+    for shape in shapes:
+        if isinstance(shape, str):
+            out.append(shape)
+            continue
+        n = int(torch.Size(shape).numel())
+        # A copy of its own, so the batch's shared segment is freed once it is split.
+        out.append(flat[offset : offset + n].view(shape).clone())
+        offset += n
+    return out
 
 
 def fill_caches(datasets: list[DecodedImages], budget: int, workers: int) -> int | None:
@@ -105,13 +124,12 @@ def fill_caches(datasets: list[DecodedImages], budget: int, workers: int) -> int
     filled, used = [], 0
     for ds in datasets:
         loader = torch.utils.data.DataLoader(
-            _Decode(ds), batch_size=64, num_workers=workers, collate_fn=_as_list
+            _Decode(ds), batch_size=64, num_workers=workers, collate_fn=_pack
         )
         images: list[torch.Tensor | str] = []
-        for batch in loader:
-            for image in batch:
-                used += image.numel() if isinstance(image, torch.Tensor) else 0
-            images += batch
+        for flat, shapes in loader:
+            used += flat.numel()
+            images += _unpack(flat, shapes)
             if used > budget:
                 return None
         filled.append(images)
