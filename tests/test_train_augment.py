@@ -13,6 +13,7 @@ import train
 from train.augment import (
     EXPLICIT,
     BatchNormalize,
+    ImageStats,
     choose_augment,
     eval_geometry,
     inspect_images,
@@ -97,6 +98,15 @@ def test_large_grayscale_is_not_flipped_and_large_sets_crop_down_to_8_percent(tm
     many = choose_augment(inspect_images(data.train), 1000)
     assert many.min_scale == 0.08 and "crops to 8%" in many.name
     assert only(train_geometry(LITE0, many), v2.RandomResizedCrop).scale == (0.08, 1.0)
+
+
+def test_small_colour_images_get_the_affine_and_flips():
+    cifar = ImageStats(sampled=48, width=32, height=32, grayscale=False, mean_pixels=1024.0)
+    aug = choose_augment(cifar, 5000)
+    assert (aug.name, aug.geometry, aug.flip) == ("light + flip", "affine", True)
+    geometry = train_geometry(LITE0, aug)
+    assert only(geometry, v2.RandomHorizontalFlip).p == 0.5
+    assert v2.RandomResizedCrop not in kinds(geometry)
 
 
 def test_bundled_digits_get_light_as_before():
