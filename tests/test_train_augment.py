@@ -64,7 +64,8 @@ def test_small_grayscale_folder_gets_the_light_affine_without_flips(tmp_path):
     stats = inspect_images(data.train)
     assert (stats.width, stats.height, stats.grayscale) == (28, 28, True)
     aug = resolve_augment("auto", stats, min(data.counts("train")))
-    assert aug.name == "light" and "small images" in aug.reason and "28x28 grayscale" in aug.reason
+    assert aug.name == "light" and "small images" in aug.reason and "no flip" in aug.reason
+    assert "28x28 grayscale (median of 9 sampled), 3 in the smallest class" in aug.reason
     geometry = train_geometry(LENET, aug)
     assert v2.RandomHorizontalFlip not in kinds(geometry)
     assert v2.RandomResizedCrop not in kinds(geometry)

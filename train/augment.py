@@ -139,7 +139,8 @@ def choose_augment(stats: ImageStats | None, per_class: int) -> Augment:
     seen = f"images are {stats.describe()}, {per_class} in the smallest class"
     if small:
         name = "light" if not flip else "light + flip"
-        why = f"small images get an affine, not a crop to a fraction of the area; {seen}"
+        flips = "colour: flipped" if flip else "grayscale: no flip"
+        why = f"small images get an affine, not a crop to a fraction of the area; {flips}; {seen}"
         return Augment(name, "affine", flip=flip, reason=why)
     scale = 0.08 if per_class >= MANY_PER_CLASS else 0.25
     name = "standard" + ("" if flip else ", no flip") + (", crops to 8%" if scale < 0.25 else "")
