@@ -84,6 +84,8 @@ def fit_cli(capsys, data: str, out: Path, *extra: str) -> tuple[int, list[str]]:
         ("--label-smoothing", "1", "--label-smoothing must be a number in [0, 1), got 1.0"),
         ("--momentum", "nan", "--momentum must be a number in [0, 1), got nan"),
         ("--device", "gpu", "--device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+        ("--cache-memory", "-1", "--cache-memory must be a number of GiB >= 0, got -1.0 (0: "),
+        ("--warmup-epochs", "-1", "--warmup-epochs must be a number of epochs >= 0, got -1.0"),
     ],
 )
 def test_a_bad_option_is_one_line_before_any_work(tmp_path, capsys, option, value, message):

@@ -17,20 +17,24 @@ STRATEGIES = ("auto", "linear-probe", "feature-extract", "fine-tune", "scratch")
 
 @dataclass(frozen=True)
 class StrategyDefaults:
-    """What a strategy runs when ``--epochs`` or ``--lr`` is not given."""
+    """What a strategy runs when ``--epochs``, ``--lr`` or ``--warmup-epochs`` is not given.
+    The schedule is always a linear warm-up then a cosine decay to zero."""
 
     epochs: int
     lr: dict[str, float]  # the head's peak learning rate, per optimizer
+    warmup_epochs: float = 1.0
 
 
 # One table, next to the strategies: ``plan_run`` reads it and the ``--epochs`` and ``--lr``
 # help text is written from it. A linear probe trains only a head on cached features:
 # more, cheaper epochs and a larger rate; fine-tuning moves pretrained weights: a small one.
+# Scratch is sized for the small networks trained from random init here (LeNet-5 on
+# digit-sized data): a few hundred steps at a rate AdamW tolerates from the first step.
 DEFAULTS: dict[str, StrategyDefaults] = {
     "linear-probe": StrategyDefaults(50, {"adamw": 3e-2, "sgd": 0.1}),
     "feature-extract": StrategyDefaults(20, {"adamw": 1e-2, "sgd": 0.1}),
     "fine-tune": StrategyDefaults(20, {"adamw": 1e-3, "sgd": 1e-2}),
-    "scratch": StrategyDefaults(20, {"adamw": 3e-3, "sgd": 3e-2}),
+    "scratch": StrategyDefaults(20, {"adamw": 3e-3, "sgd": 3e-2}, warmup_epochs=1.0),
 }
 
 
@@ -44,6 +48,10 @@ def _lr_help() -> str:
         for o in ("adamw", "sgd")
     ]
     return "; ".join(per)
+
+
+def _warmup_help() -> str:
+    return ", ".join(f"{d.warmup_epochs:g} {s}" for s, d in DEFAULTS.items())
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -76,7 +84,11 @@ class TrainConfig:
     optimizer: str = _opt("adamw", "optimizer", choices=("adamw", "sgd"))
     momentum: float = _opt(0.9, "SGD momentum")
     weight_decay: float = _opt(0.01, "weight decay (not applied to biases and norms)")
-    warmup_epochs: float = _opt(1.0, "linear warm-up before the cosine schedule, in epochs")
+    warmup_epochs: float | None = _opt(
+        None,
+        f"linear warm-up before the cosine schedule, in epochs (default per strategy: "
+        f"{_warmup_help()})",
+    )
     label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy")
     accum_steps: int = _opt(1, "gradient accumulation: optimizer step every N batches")
     clip_grad: float = _opt(0.0, "clip the gradient norm to this value (0: off)")
@@ -109,9 +121,17 @@ class TrainConfig:
     freeze_bn: bool = _opt(False, "fine-tune: keep every BatchNorm frozen (statistics and affine)")
     augment: str = _opt(
         "auto",
-        "training augmentation: standard (random resized crop + flip), light (small "
-        "affine, no flip), none; auto: light for digits, standard otherwise",
+        "training augmentation: standard (random resized crop to 25-100%% of the area + "
+        "flip), light (small affine, no flip), none; auto: chosen from a sample of the "
+        "images (size, grayscale or colour) and the images per class, and said why",
         choices=("auto", "standard", "light", "none"),
+    )
+    cache_memory: float | None = _opt(
+        None,
+        "GiB of decoded images (uint8) held in memory, so that later epochs augment from "
+        "memory instead of decoding files again; data that needs more streams from disk "
+        "(default: a quarter of this machine's RAM, shared by the processes on it; 0: "
+        "always stream)",
     )
     cache_dir: str | None = _opt(
         None, "linear-probe feature cache (default: <weights cache>/features)"
@@ -170,7 +190,8 @@ _RULES: tuple[tuple[str, Any, str, str], ...] = (
     ("lr", lambda v: _is_number(v) and v > 0, "a positive number", " (omit it for the default)"),
     ("momentum", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", ""),
     ("weight_decay", lambda v: _is_number(v) and v >= 0, "a number >= 0", ""),
-    ("warmup_epochs", lambda v: _is_number(v) and v >= 0, "a number of epochs >= 0", ""),
+    ("warmup_epochs", lambda v: _is_number(v) and v >= 0, "a number of epochs >= 0",
+     " (omit it for the default)"),
     ("label_smoothing", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", ""),
     ("accum_steps", lambda v: _is_int(v) and v >= 1, "a positive integer", " (1: no accumulation)"),
     ("clip_grad", lambda v: _is_number(v) and v >= 0, "a number >= 0", " (0: off)"),
@@ -182,6 +203,8 @@ _RULES: tuple[tuple[str, Any, str, str], ...] = (
     ("num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0", " (0: the main process)"),
     ("unfreeze_from", _is_int, "a stage index", " (or none: the whole network)"),
     ("backbone_lr_mult", lambda v: _is_number(v) and v >= 0, "a number >= 0", ""),
+    ("cache_memory", lambda v: _is_number(v) and v >= 0, "a number of GiB >= 0",
+     " (0: always stream from disk; omit it for a quarter of the RAM)"),
 )  # fmt: skip
 
 

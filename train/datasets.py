@@ -27,7 +27,6 @@ from torchvision.transforms import v2
 import weights as wts
 from nets.errors import NetsError
 from nets.images import load_image
-from weights.preprocess import INTERPOLATION, channel_stats
 
 from .errors import TrainError
 
@@ -449,36 +448,6 @@ def load_eval_data(
 def eval_transform(p: wts.Preprocessing, in_chans: int = 3) -> v2.Compose:
     """The checkpoint's evaluation preprocessing: ``weights.transforms``, one path."""
     return wts.transforms(p, in_chans=in_chans)
-
-
-def train_transform(p: wts.Preprocessing, in_chans: int = 3, augment: str = "standard"):
-    """The evaluation preprocessing's size and statistics plus standard augmentation."""
-    if augment == "none":
-        return eval_transform(p, in_chans)
-    mean, std = channel_stats(p, in_chans)
-    interp = INTERPOLATION[p.interpolation]
-    if augment == "light":  # no flip: digits and text change meaning when mirrored
-        geometry = [
-            v2.Resize(p.resize_size, interpolation=interp, antialias=True),
-            v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1)),
-            v2.CenterCrop(p.input_size),
-        ]
-    elif augment == "standard":
-        geometry = [
-            v2.RandomResizedCrop(p.input_size, scale=(0.25, 1.0), interpolation=interp),
-            v2.RandomHorizontalFlip(),
-        ]
-    else:
-        raise TrainError(f"unknown augmentation {augment!r}")
-    # Geometry on the PIL image: v2's tensor affine is about 100x slower on the CPU.
-    return v2.Compose(
-        [
-            *geometry,
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=mean, std=std),
-        ]
-    )
 
 
 # -- datasets and loaders ------------------------------------------------------------------
