@@ -8,6 +8,7 @@ print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -45,6 +46,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         tag = wts.default_tag(name)
         top1 = f"{wts.get_tag(tag).top1:.1f}" if tag else "-"
         rows.append((name, spec.family, f"{params:,}", str(spec.input_size), tag or "-", top1))
+    for prefix in derived_prefixes():  # unet_<model>: any model above, as a U-Net's encoder
+        if fnmatch.fnmatch(f"{prefix}<model>", args.pattern):
+            family = get_spec(f"{prefix}resnet18").family
+            rows.append((f"{prefix}<model>", family, "-", "-", "-", "-"))
     header = ("model", "family", "params", "size", "default weights", "top-1")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     right = {2, 3, 5}
@@ -54,9 +59,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())
-    for prefix in derived_prefixes():
-        family = get_spec(f"{prefix}resnet18").family
-        print(f"\n{prefix}<model>: a {family} on any model above (e.g. {prefix}resnet34)")
     return 0
 
 

@@ -35,6 +35,7 @@ def test_list(tmp_path):
     assert "25,557,032" in lines["resnet50"] and "resnet50.tv2_in1k" in lines["resnet50"]
     assert "80.9" in lines["resnet50"]
     assert "4,652,008" in lines["efficientnet_lite0"]
+    assert "31,031,810" in lines["unet"] and lines["unet_<model>"].split()[1] == "unet"
 
 
 def test_summary_counts_like_keras(tmp_path):
