@@ -269,7 +269,7 @@ def _read_csv(path: Path) -> tuple[list, list[str]]:
     return [(file, index[label]) for file, label in rows], classes
 
 
-def _check_each_image_once(train: list, val: list, spec: str) -> None:
+def _check_each_image_once(train: list, val: list, dataset: str) -> None:
     """One file (by its real path: a copy through a symlink is the same file) must never
     be both a training and a validation image, nor carry two labels: validation would
     measure images the model trained on."""
@@ -283,12 +283,12 @@ def _check_each_image_once(train: list, val: list, spec: str) -> None:
             other_split, other_label, other = seen[key]
             if other_label != label:
                 raise TrainError(
-                    f"data {spec!r}: {other!r} and {str(item)!r} are the same image under two "
+                    f"data {dataset!r}: {other!r} and {str(item)!r} are the same image under two "
                     "classes; keep it in one"
                 )
             if other_split != split:
                 raise TrainError(
-                    f"data {spec!r}: {other!r} and {str(item)!r} are the same image, once for "
+                    f"data {dataset!r}: {other!r} and {str(item)!r} are the same image, once for "
                     "training and once for validation; validation must hold images the model "
                     "never trains on"
                 )
@@ -339,9 +339,11 @@ def _file_stamp(items: list) -> list:
     return out
 
 
-def load_data(spec: str, *, val_split: float = 0.2, seed: int = 0, max_per_class=None) -> DataSplit:
+def load_data(
+    dataset: str, *, val_split: float = 0.2, seed: int = 0, max_per_class: int | None = None
+) -> DataSplit:
     """Read DATA (a folder, a CSV or ``digits``) into a stratified train/val split."""
-    if spec == DIGITS:
+    if dataset == DIGITS:
         images, labels = load_digits_arrays()
         items = [(images[i], int(labels[i])) for i in range(len(labels))]
         classes = [str(i) for i in range(10)]
@@ -352,9 +354,9 @@ def load_data(spec: str, *, val_split: float = 0.2, seed: int = 0, max_per_class
         validation = f"{val_split:g} of each class (--val-split, seed {seed})"
         return DataSplit(train, val, classes, fp, "digits", validation)
 
-    path = Path(spec)
+    path = Path(dataset)
     if not path.exists():
-        raise TrainError(f"data {spec!r} is neither 'digits', an image folder nor a CSV file")
+        raise TrainError(f"data {dataset!r} is neither 'digits', an image folder nor a CSV file")
     by_fraction = f"{val_split:g} of each class (--val-split, seed {seed})"
     if path.is_file():
         items, classes = _read_csv(path)
@@ -382,19 +384,19 @@ def load_data(spec: str, *, val_split: float = 0.2, seed: int = 0, max_per_class
             validation = by_fraction
     if len(classes) < 2:
         raise TrainError(
-            f"data {spec!r} has only one class ({classes[0]!r}); a classifier needs at least two"
+            f"data {dataset!r} has only one class ({classes[0]!r}); a classifier needs at least two"
         )
     train = _cap(train, len(classes), max_per_class)
     val = _cap(val, len(classes), max_per_class)
     if not val:
-        raise TrainError(f"data {spec!r} leaves no images for validation")
-    _check_each_image_once(train, val, spec)
+        raise TrainError(f"data {dataset!r} leaves no images for validation")
+    _check_each_image_once(train, val, dataset)
     fp = _fingerprint((kind, _file_stamp(train), _file_stamp(val), classes))
     return DataSplit(train, val, classes, fp, kind, validation)
 
 
 def load_eval_data(
-    spec: str,
+    dataset: str,
     classes: list[str],
     *,
     split: str = "auto",
@@ -412,17 +414,19 @@ def load_eval_data(
     """
     if split not in ("auto", "run-val"):
         raise TrainError(f"--split must be 'auto' or 'run-val', got {split!r}")
-    if spec == DIGITS or split == "run-val":
-        data = load_data(spec, val_split=val_split, seed=seed, max_per_class=max_per_class)
+    if dataset == DIGITS or split == "run-val":
+        data = load_data(dataset, val_split=val_split, seed=seed, max_per_class=max_per_class)
         items, names = data.val, data.classes
-        where = f"the run's validation split of {spec} ({data.validation})"
+        where = f"the run's validation split of {dataset} ({data.validation})"
     else:
-        path = Path(spec)
+        path = Path(dataset)
         if not path.exists():
-            raise TrainError(f"data {spec!r} is neither 'digits', an image folder nor a CSV file")
+            raise TrainError(
+                f"data {dataset!r} is neither 'digits', an image folder nor a CSV file"
+            )
         if path.is_file():
             items, names = _read_csv(path)
-            where = f"every image listed in {spec}"
+            where = f"every image listed in {dataset}"
         else:
             splits = split_folders(path)
             part = splits.get(TEST_NAME) or _validation_folder(path, splits)
@@ -434,7 +438,7 @@ def load_eval_data(
     unknown = [n for n in names if n not in classes]
     if unknown:
         raise TrainError(
-            f"data {spec!r} has classes the model does not know: {', '.join(unknown[:5])}"
+            f"data {dataset!r} has classes the model does not know: {', '.join(unknown[:5])}"
             f"{' ...' if len(unknown) > 5 else ''} (the model's: {', '.join(classes[:5])}"
             f"{' ...' if len(classes) > 5 else ''})"
         )

@@ -33,7 +33,7 @@ from .strategy import (
     choose_strategy,
     has_default_weights,
     param_groups,
-    resolve_weights,
+    starting_weights,
 )
 
 LOG = "log.jsonl"
@@ -342,7 +342,7 @@ def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPl
         probe_top1 = None
         if with_weights and per_class >= 30:
             torch.manual_seed(cfg.seed)
-            start = resolve_weights(cfg.model, "linear-probe", cfg.weights)
+            start = starting_weights(cfg.model, "linear-probe", cfg.weights)
             model = build_model(cfg.model, len(data.classes), start, aux=False)
             model.to(ctx.device)
             pre = model.pretrained_cfg.preprocessing
@@ -369,7 +369,7 @@ def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPl
     return RunPlan(
         strategy=strategy,
         reason=reason,
-        weights=resolve_weights(cfg.model, strategy, cfg.weights),
+        weights=starting_weights(cfg.model, strategy, cfg.weights),
         epochs=cfg.epochs if cfg.epochs is not None else defaults.epochs,
         lr=cfg.lr if cfg.lr is not None else defaults.lr[cfg.optimizer],
         warmup_epochs=(

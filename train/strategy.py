@@ -23,7 +23,7 @@ def has_default_weights(model_name: str) -> bool:
     return wts.default_tag(model_name) is not None
 
 
-def resolve_weights(model_name: str, strategy: str, weights: str | None) -> str | None:
+def starting_weights(model_name: str, strategy: str, weights: str | None) -> str | None:
     """The weights a strategy starts from: none for scratch, else given or the default."""
     if strategy == "scratch":
         return None
