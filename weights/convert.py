@@ -24,8 +24,7 @@ from . import (  # noqa: F401
     torchvision_inception,
     torchvision_mobilenet,
 )
-from .io import KERAS_H5
-from .layouts import layouts
+from .layouts import layouts, of_source
 from .renames import StateDict, drop_num_batches_tracked
 
 NETS = "nets"
@@ -48,9 +47,11 @@ def detect_source(
     """
     if metadata.get("format") == NETS or all(k.startswith(_OUR_ROOTS) for k in state_dict):
         return NETS
-    if metadata.get("format") == KERAS_H5:
-        # A Keras .h5 file: its model is recognised from the layer names when converting.
-        return keras_format.KERAS
+    for layout in layouts():
+        if layout.container is not None and metadata.get("format") == layout.container:
+            # A container only this source writes (Keras' .h5): the layout tells the model
+            # from the keys when converting, and refuses what it cannot convert.
+            return layout.source
     for layout in layouts():
         if (arch is None or layout.handles(arch)) and layout.looks_like(state_dict):
             return layout.source
@@ -60,11 +61,27 @@ def detect_source(
 def to_ours(arch: str, source: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     """Convert ``state_dict`` in ``source``'s layout to our names for ``arch``.
 
-    Without a matching layout the keys are kept, and the strict check reports them.
+    Without a matching layout the keys are kept, and the strict check reports them, unless
+    the source refuses the file with its own error (a Keras file for an arch no Keras file
+    fits).
     """
     for layout in layouts():
         if layout.source == source and layout.handles(arch):
             return layout.convert(arch, state_dict)
-    if source == keras_format.KERAS:
-        keras_format.reject(arch, state_dict)  # a Keras file for an arch no Keras file fits
+    for layout in of_source(source):
+        if layout.reject is not None:
+            layout.reject(arch, state_dict)
     return drop_num_batches_tracked(state_dict)
+
+
+def describe(source: str, state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, str], str]:
+    """What a file of ``source`` says about itself: metadata to merge into the file's, and a
+    remark for messages about it ("" for none), from its layouts' ``describe`` hooks."""
+    meta: dict[str, str] = {}
+    remarks = []
+    for layout in of_source(source):
+        if layout.describe is not None:
+            more, remark = layout.describe(state_dict)
+            meta.update(more)
+            remarks += [remark] if remark else []
+    return meta, "; ".join(remarks)

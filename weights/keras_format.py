@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import CheckpointFormatError
+from .io import KERAS_H5
 from .layouts import register_layout
 from .registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, WeightTag, register
 from .renames import StateDict
@@ -688,9 +689,6 @@ def looks_like(state_dict: Mapping[str, torch.Tensor]) -> bool:
     return identify(state_dict) is not None
 
 
-register_layout(KERAS, list(ARCHS), looks_like, convert)
-
-
 def preprocessing(mode: str, input_size: int) -> Preprocessing:
     """A keras.applications preprocessing mode as our Preprocessing (mean/std on [0, 1])."""
     mean, std = MODES[mode]
@@ -712,6 +710,24 @@ def file_metadata(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
     meta = {"keras_model": name, "keras_mode": m.mode, "keras_top": str(has_top(state_dict))}
     meta.update(preprocessing(m.mode, m.input_size).as_metadata())
     return meta
+
+
+def describe(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, str], str]:
+    """The layout's ``describe`` hook: the file's metadata, and a remark on a notop file."""
+    meta = file_metadata(state_dict)
+    remark = ""
+    if meta.get("keras_top") == "False":
+        remark = (
+            "a Keras include_top=False 'notop' file: it has no classifier; build the model "
+            "with include_top=False"
+        )
+    return meta, remark
+
+
+# Any Keras .h5 file is ours to convert or to refuse: its model is told from its layer names.
+register_layout(
+    KERAS, list(ARCHS), looks_like, convert, container=KERAS_H5, reject=reject, describe=describe
+)
 
 
 # -- tags --------------------------------------------------------------------------------------

@@ -23,6 +23,17 @@ class Layout:
     archs: tuple[str, ...]  # arch names (shell patterns allowed) this layout converts to
     looks_like: Callable[[Mapping[str, torch.Tensor]], bool]
     convert: Callable[[str, Mapping[str, torch.Tensor]], StateDict]
+    # The hooks below let ``weights.convert`` and ``weights.loading`` treat every format
+    # alike; a layout that needs none leaves them unset.
+    # A file container that only this source writes (``io.KERAS_H5``): a file in it is this
+    # source's, whatever its keys, and the layout tells the model from the keys itself.
+    container: str | None = None
+    # Raises the format's own error for a file of this source that converts to no layout of
+    # it for ``arch`` (a Keras file of another model); otherwise the strict check reports keys.
+    reject: Callable[[str, Mapping[str, torch.Tensor]], None] | None = None
+    # What a file of this source says about itself: metadata merged into the file's (the
+    # model, its preprocessing), and a remark for messages about the file ("" for none).
+    describe: Callable[[Mapping[str, torch.Tensor]], tuple[dict[str, str], str]] | None = None
 
     def handles(self, arch: str) -> bool:
         return any(fnmatch.fnmatchcase(arch, pattern) for pattern in self.archs)
@@ -36,8 +47,11 @@ def register_layout(
     archs: Iterable[str],
     looks_like: Callable[[Mapping[str, torch.Tensor]], bool],
     convert: Callable[[str, Mapping[str, torch.Tensor]], StateDict],
+    **hooks,
 ) -> Layout:
-    layout = Layout(source, tuple(archs), looks_like, convert)
+    """Register a layout; ``hooks`` are ``Layout``'s optional fields (container, reject,
+    describe)."""
+    layout = Layout(source, tuple(archs), looks_like, convert, **hooks)
     for other in _LAYOUTS:
         overlap = [a for a in layout.archs if other.source == source and other.handles(a)]
         if overlap:
@@ -48,6 +62,11 @@ def register_layout(
 
 def layouts() -> list[Layout]:
     return list(_LAYOUTS)
+
+
+def of_source(source: str) -> list[Layout]:
+    """The layouts one source registered."""
+    return [layout for layout in _LAYOUTS if layout.source == source]
 
 
 def has_keys(*keys: str) -> Callable[[Mapping], bool]:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import torch
 
-from . import keras_format
-from .convert import NETS, detect_source, to_ours
+from .convert import NETS, describe, detect_source, to_ours
 from .errors import CheckpointFormatError, IncompatibleCheckpointError, UnknownTagError
 from .io import StateDict, read_checkpoint, sha256_of
 from .registry import Preprocessing, WeightTag, default_tag, get_tag, list_tags, tags_for
@@ -60,13 +59,10 @@ def resolve(arch: str, spec: str | os.PathLike) -> LoadedWeights:
     raw, meta = read_checkpoint(path)
     source = detect_source(raw, meta, arch)
     state_dict = to_ours(arch, source, raw)
-    origin = str(path)
-    if source == keras_format.KERAS:
-        # The Keras model, its preprocessing mode (as mean/std) and whether it has the top.
-        meta = {**meta, **keras_format.file_metadata(raw)}
-        if meta.get("keras_top") == "False":
-            origin += " (a Keras include_top=False 'notop' file: it has no classifier; build "
-            origin += "the model with include_top=False)"
+    # What the file says of itself (a Keras file: its model, preprocessing mode and top).
+    more, remark = describe(source, raw)
+    meta = {**meta, **more}
+    origin = f"{path} ({remark})" if remark else str(path)
     tag = _tag_of_file(arch, path, meta)
     preprocessing = Preprocessing.from_metadata(meta) or (tag.preprocessing if tag else None)
     if preprocessing is None and default_tag(arch):
