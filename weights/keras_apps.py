@@ -1,0 +1,444 @@
+"""One record per keras.applications model we convert: its files, figures, how its file is
+recognised, and the table from its layer names to our modules.
+
+A new application is a new ``KerasModel`` in ``MODELS``: its ``signature`` (the layer names
+that tell its file from every other's) and its ``moves`` (``weights.keras_reader.Move`` rows),
+plus, where Keras leaves layers unnamed, our modules in Keras' creation order (``unnamed``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+
+from .keras_reader import Move, conv_bn, creation_order
+from .keras_tensors import conv_as_dense, flatten_dense_kernel
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a file's layer names (after ``keras_reader.normalise``) must show."""
+
+    layers: tuple[str, ...] = ()  # present
+    absent: tuple[str, ...] = ()
+    # A pattern with one group, a block number -> the highest number in the file.
+    last_block: Mapping[str, int] = field(default_factory=dict)
+    # A creation-order base name (``conv2d``) -> how many layers carry it.
+    unnamed: Mapping[str, int] = field(default_factory=dict)
+    # A kernel -> its output channels (telling width multiplier 1.0 from the others).
+    widths: Mapping[str, int] = field(default_factory=dict)
+
+    def matches(self, state_dict: Mapping[str, torch.Tensor], layers: set[str]) -> bool:
+        return (
+            all(n in layers for n in self.layers)
+            and not any(n in layers for n in self.absent)
+            and all(_last_block(layers, p) == n for p, n in self.last_block.items())
+            and all(len(creation_order(layers, b)) == n for b, n in self.unnamed.items())
+            and all(
+                (t := state_dict.get(k)) is not None and t.shape[-1] == n
+                for k, n in self.widths.items()
+            )
+        )
+
+
+def _last_block(layers: set[str], pattern: str) -> int:
+    return max((int(m[1]) for n in layers if (m := re.fullmatch(pattern, n))), default=0)
+
+
+@dataclass(frozen=True)
+class KerasModel:
+    keras_name: str  # keras.applications.<name>
+    arch: str  # ours
+    mode: str  # preprocessing mode (weights.keras_format.MODES)
+    input_size: int
+    signature: Signature
+    moves: tuple[Move, ...]
+    weights_dir: str  # under KERAS_BASE_URL
+    file: str  # with the top
+    notop_file: str
+    md5: tuple[str, str]  # keras.applications' file_hash (MD5) of the two files, "" if none
+    top1: float  # keras.io/api/applications (top-1, ImageNet val)
+    top5: float
+    # Our parameter counts (= Keras' trainable parameters) with and without the top; Keras'
+    # totals add BatchNorm's moving statistics (REFERENCE.md; tests/test_keras.py checks both).
+    params: tuple[int, int]
+    # Our ConvNormActs for Keras' unnamed conv2d/batch_normalization layers, in creation order.
+    unnamed: tuple[str, ...] = ()
+    # The caffe-mode models were trained on BGR: this first conv's input channels reverse.
+    bgr_conv: str = ""
+
+
+def _std(name: str) -> dict[str, str]:
+    """The file names most keras.applications models use, with and without the top."""
+    return {
+        "file": f"{name}_weights_tf_dim_ordering_tf_kernels.h5",
+        "notop_file": f"{name}_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    }
+
+
+# -- the tables --------------------------------------------------------------------------------
+def vgg_moves(depths: tuple[int, ...]) -> tuple[Move, ...]:
+    return (
+        *(
+            Move(f"block{s + 1}_conv{j + 1}", f"stages.{s}.{j}.conv")
+            for s, depth in enumerate(depths)
+            for j in range(depth)
+        ),
+        Move("fc1", "head.fc1", "dense", partial(flatten_dense_kernel, channels=512)),
+        Move("fc2", "head.fc2", "dense"),
+        Move("predictions", "head.fc", "dense"),
+    )
+
+
+def resnet50_moves() -> tuple[Move, ...]:
+    moves = [*conv_bn("conv1_conv", "conv1_bn", "stem.conv1")]
+    for s, depth in enumerate((3, 4, 6, 3)):
+        for b in range(depth):
+            keras, ours = f"conv{s + 2}_block{b + 1}", f"stages.{s}.{b}"
+            for n in (1, 2, 3):
+                moves += conv_bn(f"{keras}_{n}_conv", f"{keras}_{n}_bn", f"{ours}.conv{n}")
+            # Keras' "_0" is the projection shortcut of a stage's first block.
+            moves += conv_bn(f"{keras}_0_conv", f"{keras}_0_bn", f"{ours}.downsample")
+    return (*moves, Move("predictions", "head.fc", "dense"))
+
+
+# MobileNet v1's depthwise strides, conv_dw_1 .. conv_dw_13; ours groups them by resolution.
+MOBILENET_STRIDES = (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)
+# MobileNetV2's block strides: expanded_conv, then block_1 .. block_16.
+MOBILENET_V2_STRIDES = (1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1)
+
+
+def by_resolution(strides: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(stage, index in stage) of each block: a new stage at every stride-2 block, as
+    ``nets.mobilenet_v1.group_by_resolution`` builds our stages."""
+    out, stage, index = [], 0, -1
+    for i, stride in enumerate(strides):
+        if stride > 1 and i > 0:
+            stage, index = stage + 1, 0
+        else:
+            index += 1
+        out.append((stage, index))
+    return out
+
+
+def mobilenet_moves() -> tuple[Move, ...]:
+    moves = [*conv_bn("conv1", "conv1_bn", "stem")]
+    for i, (s, j) in enumerate(by_resolution(MOBILENET_STRIDES), start=1):
+        ours = f"stages.{s}.{j}"
+        moves += conv_bn(f"conv_dw_{i}", f"conv_dw_{i}_bn", f"{ours}.depthwise", "depthwise")
+        moves += conv_bn(f"conv_pw_{i}", f"conv_pw_{i}_bn", f"{ours}.pointwise")
+    return (*moves, Move("conv_preds", "head.fc", "dense", conv_as_dense))
+
+
+def mobilenet_v2_moves() -> tuple[Move, ...]:
+    moves = [*conv_bn("Conv1", "bn_Conv1", "stem")]
+    for i, (s, j) in enumerate(by_resolution(MOBILENET_V2_STRIDES)):
+        keras, ours = ("expanded_conv" if i == 0 else f"block_{i}"), f"stages.{s}.{j}"
+        moves += conv_bn(f"{keras}_expand", f"{keras}_expand_BN", f"{ours}.expand")
+        moves += conv_bn(
+            f"{keras}_depthwise", f"{keras}_depthwise_BN", f"{ours}.depthwise", "depthwise"
+        )
+        moves += conv_bn(f"{keras}_project", f"{keras}_project_BN", f"{ours}.project")
+    moves += conv_bn("Conv_1", "Conv_1_bn", "stages.4.conv_head")
+    return (*moves, Move("predictions", "head.fc", "dense"))
+
+
+def densenet_moves(blocks: tuple[int, ...]) -> tuple[Move, ...]:
+    moves = [*conv_bn("conv1_conv", "conv1_bn", "stem.conv1")]
+    for s, n_layers in enumerate(blocks):
+        if s > 0:
+            # Keras' transition before block s + 2 is pool{s + 1}: bn, 1x1 conv, 2x2 avg pool.
+            moves += [
+                Move(f"pool{s + 1}_bn", f"stages.{s}.transition.norm", "bn"),
+                Move(f"pool{s + 1}_conv", f"stages.{s}.transition.conv"),
+            ]
+        for i in range(n_layers):
+            keras, ours = f"conv{s + 2}_block{i + 1}", f"stages.{s}.block.{i}"
+            moves += [
+                Move(f"{keras}_0_bn", f"{ours}.norm1", "bn"),
+                Move(f"{keras}_1_conv", f"{ours}.conv1"),
+                Move(f"{keras}_1_bn", f"{ours}.norm2", "bn"),
+                Move(f"{keras}_2_conv", f"{ours}.conv2"),
+            ]
+    moves.append(Move("bn", f"stages.{len(blocks) - 1}.norm", "bn"))
+    return (*moves, Move("predictions", "head.fc", "dense"))
+
+
+# Inception v3: Keras names its convs and BatchNorms by creation order only (see
+# keras_reader.creation_order), which is the order of our modules:
+INCEPTION_V3_BRANCHES = {
+    "A": ("branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2",
+          "branch3x3dbl_3", "branch_pool"),
+    "B": ("branch3x3", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"),
+    "C": ("branch1x1", "branch7x7_1", "branch7x7_2", "branch7x7_3", "branch7x7dbl_1",
+          "branch7x7dbl_2", "branch7x7dbl_3", "branch7x7dbl_4", "branch7x7dbl_5", "branch_pool"),
+    "D": ("branch3x3_1", "branch3x3_2", "branch7x7x3_1", "branch7x7x3_2", "branch7x7x3_3",
+          "branch7x7x3_4"),
+    "E": ("branch1x1", "branch3x3_1", "branch3x3_2a", "branch3x3_2b", "branch3x3dbl_1",
+          "branch3x3dbl_2", "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool"),
+}  # fmt: skip
+INCEPTION_V3_MODULES = (  # (our module, block type), mixed0 .. mixed10 in Keras
+    ("stages.0.mixed5b", "A"), ("stages.0.mixed5c", "A"), ("stages.0.mixed5d", "A"),
+    ("stages.1.mixed6a", "B"), ("stages.1.mixed6b", "C"), ("stages.1.mixed6c", "C"),
+    ("stages.1.mixed6d", "C"), ("stages.1.mixed6e", "C"),
+    ("stages.2.mixed7a", "D"), ("stages.2.mixed7b", "E"), ("stages.2.mixed7c", "E"),
+)  # fmt: skip
+
+
+def inception_v3_order() -> list[str]:
+    """Our ConvNormAct prefixes in Keras' creation order (94)."""
+    out = [f"stem.{n}" for n in ("conv1a", "conv2a", "conv2b", "conv3b", "conv4a")]
+    for module, kind in INCEPTION_V3_MODULES:
+        out += [f"{module}.{b}" for b in INCEPTION_V3_BRANCHES[kind]]
+    return out
+
+
+# Xception: Keras blocks 2 .. 13 are our XceptionBlocks (nets.xception.BLOCKS) in their
+# stages; the four strided blocks' 1x1 shortcut convs and their BatchNorms have no names of
+# their own (``conv2d``, ``batch_normalization``, in creation order, as in Inception v3), one
+# per strided block, in block order.
+XCEPTION_BLOCKS = (
+    "stages.0.0", "stages.1.0", *(f"stages.2.{j}" for j in range(9)), "stages.3.0",
+)  # fmt: skip
+XCEPTION_SKIPS = ("stages.0.0", "stages.1.0", "stages.2.0", "stages.3.0")
+
+
+def xception_moves() -> tuple[Move, ...]:
+    moves = [
+        *conv_bn("block1_conv1", "block1_conv1_bn", "stem.conv1"),
+        *conv_bn("block1_conv2", "block1_conv2_bn", "stem.conv2"),
+    ]
+    for k, ours in enumerate(XCEPTION_BLOCKS, start=2):
+        reps = 3 if 5 <= k <= 12 else 2  # the middle flow's blocks have three
+        for j in range(reps):
+            keras = f"block{k}_sepconv{j + 1}"
+            moves += conv_bn(keras, f"{keras}_bn", f"{ours}.convs.{j}", "separable")
+    for j in (1, 2):
+        keras = f"block14_sepconv{j}"
+        moves += conv_bn(keras, f"{keras}_bn", f"stages.3.conv{j + 2}", "separable")
+    return (*moves, Move("predictions", "head.fc", "dense"))
+
+
+# InceptionResNetV2: Keras' conv2d_bn units are unnamed (conv2d_N / batch_normalization_N, in
+# creation order, which is the order of our ConvNormActs below); named are only the residual
+# blocks' 1x1 projections with a bias and no BatchNorm (``block35_1_conv`` .. ``block35_10``,
+# ``block17_1`` .. ``block17_20``, ``block8_1`` .. ``block8_10``) and ``conv_7b``/``conv_7b_bn``.
+IRV2_BRANCHES = {
+    "block35": ("branch0", "branch1.0", "branch1.1", "branch2.0", "branch2.1", "branch2.2"),
+    "block17": ("branch0", "branch1.0", "branch1.1", "branch1.2"),
+    "block8": ("branch0", "branch1.0", "branch1.1", "branch1.2"),
+}
+IRV2_BLOCKS = (("block35", 2, 10), ("block17", 3, 20), ("block8", 4, 10))  # Keras name, stage, n
+
+
+def inception_resnet_v2_order() -> list[str]:
+    """Our ConvNormAct prefixes in Keras' creation order of its unnamed conv2d_bn (203)."""
+    out = ["stem", "stages.0.conv2a", "stages.0.conv2b", "stages.1.conv3b", "stages.1.conv4a"]
+    mixed = {
+        "stages.2.mixed_5b": ("branch0", "branch1.0", "branch1.1", "branch2.0", "branch2.1",
+                              "branch2.2", "branch3.1"),
+        "stages.3.mixed_6a": ("branch0", "branch1.0", "branch1.1", "branch1.2"),
+        "stages.4.mixed_7a": ("branch0.0", "branch0.1", "branch1.0", "branch1.1", "branch2.0",
+                              "branch2.1", "branch2.2"),
+    }  # fmt: skip
+    for (module, branches), (kind, stage, n) in zip(mixed.items(), IRV2_BLOCKS, strict=True):
+        out += [f"{module}.{b}" for b in branches]
+        for i in range(n):
+            out += [f"stages.{stage}.{i}.{b}" for b in IRV2_BRANCHES[kind]]
+    return out
+
+
+def inception_resnet_v2_moves() -> tuple[Move, ...]:
+    moves = [
+        Move(f"{kind}_{i + 1}_conv", f"stages.{stage}.{i}.project")  # with its bias
+        for kind, stage, n in IRV2_BLOCKS
+        for i in range(n)
+    ]
+    moves += conv_bn("conv_7b", "conv_7b_bn", "stages.4.conv7b")
+    return (*moves, Move("predictions", "head.fc", "dense"))
+
+
+# -- the records -------------------------------------------------------------------------------
+def _densenet(depth: int, blocks: tuple[int, ...], **figures) -> KerasModel:
+    """DenseNet121/169/201: one builder, told apart by the last two dense blocks' lengths."""
+    return KerasModel(
+        keras_name=f"DenseNet{depth}",
+        arch=f"keras_densenet{depth}",
+        mode="torch",
+        input_size=224,
+        signature=Signature(
+            layers=("conv1_conv", "conv2_block1_0_bn"),
+            last_block={
+                r"conv4_block(\d+)_1_conv": blocks[2],
+                r"conv5_block(\d+)_1_conv": blocks[3],
+            },
+        ),
+        moves=densenet_moves(blocks),
+        weights_dir="densenet/",
+        **_std(f"densenet{depth}"),
+        **figures,
+    )
+
+
+MODELS: dict[str, KerasModel] = {
+    m.keras_name: m
+    for m in (
+        KerasModel(
+            keras_name="VGG16",
+            arch="vgg16",
+            mode="caffe",
+            input_size=224,
+            signature=Signature(layers=("block1_conv1", "block5_conv3"), absent=("block5_conv4",)),
+            moves=vgg_moves((2, 2, 3, 3, 3)),
+            bgr_conv="stages.0.0.conv",
+            weights_dir="vgg16/",
+            **_std("vgg16"),
+            md5=("64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
+            top1=71.3,
+            top5=90.1,
+            params=(138_357_544, 14_714_688),
+        ),
+        KerasModel(
+            keras_name="VGG19",
+            arch="vgg19",
+            mode="caffe",
+            input_size=224,
+            signature=Signature(layers=("block1_conv1", "block5_conv3", "block5_conv4")),
+            moves=vgg_moves((2, 2, 4, 4, 4)),
+            bgr_conv="stages.0.0.conv",
+            weights_dir="vgg19/",
+            **_std("vgg19"),
+            md5=("cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
+            top1=71.3,
+            top5=90.0,
+            params=(143_667_240, 20_024_384),
+        ),
+        KerasModel(
+            keras_name="ResNet50",
+            arch="keras_resnet50",
+            mode="caffe",
+            input_size=224,
+            # ResNet101/152 share the names and have more blocks in conv4; ResNet50 has six.
+            signature=Signature(
+                layers=("conv1_conv", "conv5_block3_3_conv"),
+                last_block={r"conv4_block(\d+)_3_conv": 6},
+            ),
+            moves=resnet50_moves(),
+            bgr_conv="stem.conv1.conv",
+            weights_dir="resnet/",
+            **_std("resnet50"),
+            md5=("2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
+            top1=74.9,
+            top5=92.1,
+            params=(25_583_592, 23_534_592),
+        ),
+        KerasModel(
+            keras_name="MobileNet",
+            arch="keras_mobilenet",
+            mode="tf",
+            input_size=224,
+            # alpha = 1.0: the stem has 32 filters.
+            signature=Signature(layers=("conv_dw_13", "conv_pw_13"), widths={"conv1/kernel": 32}),
+            moves=mobilenet_moves(),
+            weights_dir="mobilenet/",
+            file="mobilenet_1_0_224_tf.h5",
+            notop_file="mobilenet_1_0_224_tf_no_top.h5",
+            md5=("", ""),  # keras.applications gives no file_hash for MobileNet
+            top1=70.4,
+            top5=89.5,
+            params=(4_231_976, 3_206_976),
+        ),
+        KerasModel(
+            keras_name="MobileNetV2",
+            arch="keras_mobilenet_v2",
+            mode="tf",
+            input_size=224,
+            # alpha = 1.0: the last conv has 1280 filters.
+            signature=Signature(
+                layers=("block_16_project", "Conv1"), widths={"Conv_1/kernel": 1280}
+            ),
+            moves=mobilenet_v2_moves(),
+            weights_dir="mobilenet_v2/",
+            file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+            notop_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+            md5=("", ""),  # none given either
+            top1=71.3,
+            top5=90.1,
+            params=(3_504_872, 2_223_872),
+        ),
+        _densenet(
+            121,
+            (6, 12, 24, 16),
+            md5=("9d60b8095a5708f2dcce2bca79d332c7", "30ee3e1110167f948a6b9946edeeb738"),
+            top1=75.0,
+            top5=92.3,
+            params=(7_978_856, 6_953_856),
+        ),
+        _densenet(
+            169,
+            (6, 12, 32, 32),
+            md5=("d699b8f76981ab1b30698df4c175e90b", "b8c4d4c20dd625c148057b9ff1c1176b"),
+            top1=76.2,
+            top5=93.2,
+            params=(14_149_480, 12_484_480),
+        ),
+        _densenet(
+            201,
+            (6, 12, 48, 32),
+            md5=("1ceb130c1ea1b78c3bf6114dbdfd8807", "c13680b51ded0fb44dff2d8f86ac8bb1"),
+            top1=77.3,
+            top5=93.6,
+            params=(20_013_928, 18_092_928),
+        ),
+        KerasModel(
+            keras_name="InceptionV3",
+            arch="keras_inception_v3",
+            mode="tf",
+            input_size=299,
+            # No layer has a name of its own but the classifier: 94 unnamed conv/BN pairs.
+            signature=Signature(unnamed={"conv2d": 94, "batch_normalization": 94}),
+            moves=(Move("predictions", "head.fc", "dense"),),
+            unnamed=tuple(inception_v3_order()),  # BatchNorms without gamma: scale=False
+            weights_dir="inception_v3/",
+            **_std("inception_v3"),
+            md5=("9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63"),
+            top1=77.9,
+            top5=93.7,
+            params=(23_817_352, 21_768_352),
+        ),
+        KerasModel(
+            keras_name="Xception",
+            arch="keras_xception",
+            mode="tf",
+            input_size=299,
+            signature=Signature(layers=("block1_conv1", "block14_sepconv2")),
+            moves=xception_moves(),
+            unnamed=tuple(f"{ours}.skip" for ours in XCEPTION_SKIPS),
+            weights_dir="xception/",
+            **_std("xception"),
+            md5=("0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"),
+            top1=79.0,
+            top5=94.5,
+            params=(22_855_952, 20_806_952),
+        ),
+        KerasModel(
+            keras_name="InceptionResNetV2",
+            arch="keras_inception_resnet_v2",
+            mode="tf",
+            input_size=299,
+            signature=Signature(layers=("conv_7b", "block8_10_conv")),
+            moves=inception_resnet_v2_moves(),
+            unnamed=tuple(inception_resnet_v2_order()),  # BatchNorms without gamma
+            weights_dir="inception_resnet_v2/",
+            **_std("inception_resnet_v2"),
+            md5=("e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4"),
+            top1=80.3,
+            top5=95.3,
+            params=(55_813_192, 54_276_192),
+        ),
+    )
+}
