@@ -64,14 +64,17 @@ def to_ours(arch: str, source: str, state_dict: Mapping[str, torch.Tensor]) -> S
     Without a matching layout the keys are kept, and the strict check reports them, unless
     the source refuses the file with its own error (a Keras file for an arch no Keras file
     fits).
+
+    BatchNorm's step counters are dropped here, once, before any layout sees the keys.
     """
+    state_dict = drop_num_batches_tracked(state_dict)
     for layout in layouts():
         if layout.source == source and layout.handles(arch):
             return layout.convert(arch, state_dict)
     for layout in of_source(source):
         if layout.reject is not None:
             layout.reject(arch, state_dict)
-    return drop_num_batches_tracked(state_dict)
+    return state_dict
 
 
 def describe(source: str, state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, str], str]:

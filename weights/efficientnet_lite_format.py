@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 
 from .layouts import register_layout
-from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
+from .renames import StateDict, apply_prefixes
 
 # The seven block groups of EfficientNet(-Lite) and the stage each falls in: groups 3 and 4
 # share stride 16, groups 5 and 6 stride 32. The same for every Lite size.
@@ -78,7 +78,6 @@ def table(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
 
 
 def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    state_dict = drop_num_batches_tracked(state_dict)
     if "_blocks.0._project_conv.weight" not in state_dict:
         return dict(state_dict)
     return apply_prefixes(state_dict, table(state_dict))

@@ -44,5 +44,6 @@ def apply_prefixes(state_dict: Mapping[str, torch.Tensor], table: Mapping[str, s
 
 def drop_num_batches_tracked(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     """BatchNorm's step counter carries no information for inference and older checkpoints
-    lack it; converters drop it and the loader keeps the model's own."""
+    lack it; ``weights.convert.to_ours`` drops it before any converter runs, and the loader
+    keeps the model's own."""
     return {k: v for k, v in state_dict.items() if not k.endswith(".num_batches_tracked")}

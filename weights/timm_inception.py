@@ -18,7 +18,7 @@ import torch
 
 from .layouts import register_layout
 from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_rules, drop_num_batches_tracked
+from .renames import StateDict, apply_rules
 
 # Inception-v4: timm numbers every layer of the feature extractor in one Sequential,
 # ``features.0`` .. ``features.21``: three stem convs, Mixed_3a/4a/5a, 4 Inception-A,
@@ -74,11 +74,11 @@ PROJECTION_RULES = [
 
 
 def convert_inception_v4(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(drop_num_batches_tracked(state_dict), INCEPTION_V4_RULES)
+    return apply_rules(state_dict, INCEPTION_V4_RULES)
 
 
 def convert_inception_resnet_v2(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    renamed = apply_rules(drop_num_batches_tracked(state_dict), INCEPTION_RESNET_V2_RULES)
+    renamed = apply_rules(state_dict, INCEPTION_RESNET_V2_RULES)
     return apply_rules(renamed, PROJECTION_RULES)
 
 

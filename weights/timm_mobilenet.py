@@ -16,7 +16,7 @@ import torch
 
 from .layouts import register_layout
 from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_rules, drop_num_batches_tracked
+from .renames import StateDict, apply_rules
 
 MOBILENET_V1_RULES = [
     (r"conv_stem\.", "stem.conv."),
@@ -30,7 +30,7 @@ MOBILENET_V1_RULES = [
 
 
 def convert_mobilenet_v1(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(drop_num_batches_tracked(state_dict), MOBILENET_V1_RULES)
+    return apply_rules(state_dict, MOBILENET_V1_RULES)
 
 
 def looks_like_mobilenet_v1(state_dict: Mapping[str, torch.Tensor]) -> bool:

@@ -21,7 +21,7 @@ import torch
 
 from .layouts import register_layout
 from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_rules, drop_num_batches_tracked
+from .renames import StateDict, apply_rules
 from .torchvision_format import RESNET_RULES
 
 
@@ -47,11 +47,11 @@ TIMM_RULES = [
 
 
 def convert_legacy(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(drop_num_batches_tracked(state_dict), LEGACY_RULES)
+    return apply_rules(state_dict, LEGACY_RULES)
 
 
 def convert_timm(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(drop_num_batches_tracked(state_dict), TIMM_RULES)
+    return apply_rules(state_dict, TIMM_RULES)
 
 
 def looks_like_legacy(state_dict: Mapping[str, torch.Tensor]) -> bool:

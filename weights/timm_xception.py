@@ -21,7 +21,7 @@ import torch
 
 from .layouts import register_layout
 from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
+from .renames import StateDict, apply_prefixes
 
 # timm block number: (our module, separable convs in it, does ``rep`` start with a ReLU?)
 BLOCKS: dict[int, tuple[str, int, bool]] = {
@@ -67,7 +67,7 @@ TABLE = table()
 
 
 def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_prefixes(drop_num_batches_tracked(state_dict), TABLE)
+    return apply_prefixes(state_dict, TABLE)
 
 
 def looks_like(state_dict: Mapping[str, torch.Tensor]) -> bool:

@@ -23,7 +23,7 @@ import torch
 
 from .layouts import register_layout
 from .registry import register_torchvision
-from .renames import StateDict, apply_rules, drop_num_batches_tracked
+from .renames import StateDict, apply_rules
 
 ARCHS = ["densenet121", "densenet161", "densenet169", "densenet201"]
 
@@ -53,7 +53,6 @@ def _num_blocks(state_dict: Mapping[str, torch.Tensor]) -> int:
 
 
 def convert_densenet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    state_dict = drop_num_batches_tracked(state_dict)
     return apply_rules(state_dict, densenet_rules(_num_blocks(state_dict)))
 
 

@@ -20,7 +20,7 @@ import torch
 from .efficientnet_lite_format import GROUP_TO_STAGE
 from .layouts import register_layout
 from .registry import register_torchvision
-from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
+from .renames import StateDict, apply_prefixes
 
 ARCHS = [f"efficientnet_b{i}" for i in range(8)]
 
@@ -70,7 +70,6 @@ def table(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
 
 
 def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    state_dict = drop_num_batches_tracked(state_dict)
     return apply_prefixes(state_dict, table(state_dict))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import torch
 
 from .layouts import has_keys, register_layout
-from .renames import StateDict, apply_prefixes, apply_rules, drop_num_batches_tracked
+from .renames import StateDict, apply_prefixes, apply_rules
 
 
 def _stage(m: re.Match) -> str:
@@ -77,16 +77,15 @@ def vgg_table(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
 
 
 def convert_resnet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(drop_num_batches_tracked(state_dict), RESNET_RULES)
+    return apply_rules(state_dict, RESNET_RULES)
 
 
 def convert_vgg(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    state_dict = drop_num_batches_tracked(state_dict)
     return apply_prefixes(state_dict, vgg_table(state_dict))
 
 
 def convert_alexnet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_prefixes(drop_num_batches_tracked(state_dict), ALEXNET_TABLE)
+    return apply_prefixes(state_dict, ALEXNET_TABLE)
 
 
 register_layout(

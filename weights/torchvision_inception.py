@@ -20,7 +20,7 @@ import torch
 
 from .layouts import has_keys, register_layout
 from .registry import register_torchvision
-from .renames import StateDict, apply_rules, drop_num_batches_tracked
+from .renames import StateDict, apply_rules
 
 # GoogLeNet: which stage each Inception module falls in (see nets.googlenet: the max-pool
 # that halves the grid opens the next stage).
@@ -82,11 +82,11 @@ INCEPTION_V3_RULES = [
 
 
 def convert_googlenet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(drop_num_batches_tracked(state_dict), GOOGLENET_RULES)
+    return apply_rules(state_dict, GOOGLENET_RULES)
 
 
 def convert_inception_v3(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(drop_num_batches_tracked(state_dict), INCEPTION_V3_RULES)
+    return apply_rules(state_dict, INCEPTION_V3_RULES)
 
 
 register_layout(

@@ -23,7 +23,7 @@ import torch
 
 from .layouts import register_layout
 from .registry import register_torchvision
-from .renames import StateDict, apply_prefixes, drop_num_batches_tracked
+from .renames import StateDict, apply_prefixes
 
 # Blocks per stage (our stages 0, 1, ...), in torchvision's order features.1, features.2, ...
 STAGE_BLOCKS = {
@@ -88,12 +88,10 @@ def v3_table(arch: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, str
 
 
 def convert_v2(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    state_dict = drop_num_batches_tracked(state_dict)
     return apply_prefixes(state_dict, v2_table(arch, state_dict))
 
 
 def convert_v3(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    state_dict = drop_num_batches_tracked(state_dict)
     return apply_prefixes(state_dict, v3_table(arch, state_dict))
 
 
