@@ -20,9 +20,10 @@ from . import (  # noqa: F401
     timm_xception,
     torchvision_densenet,
     torchvision_efficientnet,
-    torchvision_format,
     torchvision_inception,
     torchvision_mobilenet,
+    torchvision_resnet,
+    torchvision_vgg_alexnet,
 )
 from .layouts import layouts, of_source
 from .renames import StateDict, drop_num_batches_tracked

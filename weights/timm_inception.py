@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
+from .layouts import has_keys, register_layout
 from .registry import Preprocessing, WeightTag, register
 from .renames import StateDict, apply_rules
 
@@ -90,11 +90,9 @@ def looks_like_inception_v4(state_dict: Mapping[str, torch.Tensor]) -> bool:
     )
 
 
-def looks_like_inception_resnet_v2(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return all(
-        k in state_dict
-        for k in ("conv2d_1a.conv.weight", "mixed_5b.branch0.conv.weight", "block8.conv2d.weight")
-    )
+looks_like_inception_resnet_v2 = has_keys(
+    "conv2d_1a.conv.weight", "mixed_5b.branch0.conv.weight", "block8.conv2d.weight"
+)
 
 
 register_layout("timm", ["inception_v4"], looks_like_inception_v4, convert_inception_v4)

@@ -19,29 +19,23 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
+from .layouts import has_keys, register_layout
 from .registry import Preprocessing, WeightTag, register
 from .renames import StateDict, apply_rules
-from .torchvision_format import RESNET_RULES
-
-
-def _block(m) -> str:
-    # timm's layer1..layer4 are our stages 0..3, as in torchvision.
-    return f"stages.{int(m[1]) - 1}.{m[2]}"
-
+from .torchvision_resnet import RESNET_RULES, stage_block
 
 LEGACY_RULES = [
     (r"layer0\.conv1\.", "stem.conv1.conv."),
     (r"layer0\.bn1\.", "stem.conv1.bn."),
-    (r"layer(\d)\.(\d+)\.se_module\.fc1\.", lambda m: f"{_block(m)}.attn.reduce."),
-    (r"layer(\d)\.(\d+)\.se_module\.fc2\.", lambda m: f"{_block(m)}.attn.expand."),
+    (r"layer(\d)\.(\d+)\.se_module\.fc1\.", lambda m: f"{stage_block(m)}.attn.reduce."),
+    (r"layer(\d)\.(\d+)\.se_module\.fc2\.", lambda m: f"{stage_block(m)}.attn.expand."),
     (r"last_linear\.", "head.fc."),
     *RESNET_RULES,
 ]
 
 TIMM_RULES = [
-    (r"layer(\d)\.(\d+)\.se\.fc1\.", lambda m: f"{_block(m)}.attn.reduce."),
-    (r"layer(\d)\.(\d+)\.se\.fc2\.", lambda m: f"{_block(m)}.attn.expand."),
+    (r"layer(\d)\.(\d+)\.se\.fc1\.", lambda m: f"{stage_block(m)}.attn.reduce."),
+    (r"layer(\d)\.(\d+)\.se\.fc2\.", lambda m: f"{stage_block(m)}.attn.expand."),
     *RESNET_RULES,
 ]
 
@@ -54,15 +48,12 @@ def convert_timm(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict
     return apply_rules(state_dict, TIMM_RULES)
 
 
-def looks_like_legacy(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return all(
-        k in state_dict
-        for k in ("layer0.conv1.weight", "layer1.0.se_module.fc1.weight", "last_linear.weight")
-    )
+looks_like_legacy = has_keys(
+    "layer0.conv1.weight", "layer1.0.se_module.fc1.weight", "last_linear.weight"
+)
 
 
-def looks_like_timm(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return all(k in state_dict for k in ("conv1.weight", "layer1.0.se.fc1.weight", "fc.weight"))
+looks_like_timm = has_keys("conv1.weight", "layer1.0.se.fc1.weight", "fc.weight")
 
 
 LEGACY_ARCHS = ["legacy_seresnet50", "legacy_seresnet101", "legacy_seresnet152"]

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
+from .layouts import has_keys, register_layout
 from .registry import Preprocessing, WeightTag, register
 from .renames import StateDict, apply_prefixes
 
@@ -70,11 +70,7 @@ def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     return apply_prefixes(state_dict, TABLE)
 
 
-def looks_like(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return all(
-        k in state_dict
-        for k in ("block1.rep.0.conv1.weight", "block12.skip.weight", "conv4.pointwise.weight")
-    )
+looks_like = has_keys("block1.rep.0.conv1.weight", "block12.skip.weight", "conv4.pointwise.weight")
 
 
 register_layout("timm", ["legacy_xception"], looks_like, convert)

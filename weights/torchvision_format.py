@@ -1,108 +1,11 @@
-"""torchvision checkpoints (``*.pth`` from download.pytorch.org) -> our key names.
+"""The old name of ``weights.torchvision_resnet`` and ``weights.torchvision_vgg_alexnet``
+(this module held just those three families); kept so that imports of it keep working."""
 
-Pure functions from a torchvision state dict to ours, one per family; the tables say
-where each torchvision module lands in the stem/stages/head anatomy.
-"""
-
-from __future__ import annotations
-
-import re
-from collections.abc import Mapping
-
-import torch
-
-from .layouts import has_keys, register_layout
-from .renames import StateDict, apply_prefixes, apply_rules
-
-
-def _stage(m: re.Match) -> str:
-    # torchvision's layer1..layer4 are our stages 0..3.
-    return f"stages.{int(m[1]) - 1}.{m[2]}"
-
-
-RESNET_RULES = [
-    (r"conv1\.", "stem.conv1.conv."),
-    (r"bn1\.", "stem.conv1.bn."),
-    (r"layer(\d)\.(\d+)\.conv(\d)\.", lambda m: f"{_stage(m)}.conv{m[3]}.conv."),
-    (r"layer(\d)\.(\d+)\.bn(\d)\.", lambda m: f"{_stage(m)}.conv{m[3]}.bn."),
-    # downsample is Sequential(conv, bn) in torchvision, a ConvNormAct in ours.
-    (r"layer(\d)\.(\d+)\.downsample\.0\.", lambda m: f"{_stage(m)}.downsample.conv."),
-    (r"layer(\d)\.(\d+)\.downsample\.1\.", lambda m: f"{_stage(m)}.downsample.bn."),
-    (r"fc\.", "head.fc."),
-]
-
-# AlexNet's features Sequential: conv at 0, 3, 6, 8, 10 with max-pools after 0, 3 and 10;
-# the classifier has dropout at 0 and 3.
-ALEXNET_TABLE = {
-    "features.0": "stages.0.0.conv",
-    "features.3": "stages.1.0.conv",
-    "features.6": "stages.2.0.conv",
-    "features.8": "stages.2.1.conv",
-    "features.10": "stages.2.2.conv",
-    "classifier.1": "head.fc1",
-    "classifier.4": "head.fc2",
-    "classifier.6": "head.fc",
-}
-
-VGG_CLASSIFIER = {"classifier.0": "head.fc1", "classifier.3": "head.fc2", "classifier.6": "head.fc"}
-
-
-def vgg_table(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
-    """Build VGG's rename table from the indices of ``features``.
-
-    torchvision numbers every layer in one Sequential: conv, [bn], relu per conv layer and a
-    max-pool at the end of each stage. Conv layers of one stage are therefore ``step`` apart
-    (2, or 3 with BatchNorm); a larger gap means a pool, so the next stage begins.
-    """
-    convs = sorted(
-        int(k.split(".")[1])
-        for k, v in state_dict.items()
-        if re.fullmatch(r"features\.\d+\.weight", k) and v.dim() == 4
-    )
-    with_bn = any(f"features.{i + 1}.running_mean" in state_dict for i in convs)
-    step = 3 if with_bn else 2
-    table = dict(VGG_CLASSIFIER)
-    stage, j, prev = 0, 0, None
-    for i in convs:
-        if prev is not None:
-            if i - prev > step:
-                stage, j = stage + 1, 0
-            else:
-                j += 1
-        table[f"features.{i}"] = f"stages.{stage}.{j}.conv"
-        if with_bn:
-            table[f"features.{i + 1}"] = f"stages.{stage}.{j}.bn"
-        prev = i
-    return table
-
-
-def convert_resnet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_rules(state_dict, RESNET_RULES)
-
-
-def convert_vgg(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_prefixes(state_dict, vgg_table(state_dict))
-
-
-def convert_alexnet(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_prefixes(state_dict, ALEXNET_TABLE)
-
-
-register_layout(
-    "torchvision",
-    ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
-    has_keys("conv1.weight", "layer1.0.conv1.weight", "fc.weight"),
-    convert_resnet,
-)
-register_layout(
-    "torchvision",
-    ["vgg11", "vgg13", "vgg16", "vgg19", "vgg*_bn"],
-    has_keys("features.0.weight", "classifier.6.weight"),
-    convert_vgg,
-)
-register_layout(
-    "torchvision",
-    ["alexnet"],
-    has_keys("features.0.weight", "features.10.weight", "classifier.6.weight"),
+from .torchvision_resnet import RESNET_RULES, convert_resnet, stage_block  # noqa: F401
+from .torchvision_vgg_alexnet import (  # noqa: F401
+    ALEXNET_TABLE,
+    VGG_CLASSIFIER,
     convert_alexnet,
+    convert_vgg,
+    vgg_table,
 )

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
+from .layouts import has_keys, register_layout
 from .registry import register_torchvision
 from .renames import StateDict, apply_prefixes
 
@@ -95,18 +95,12 @@ def convert_v3(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     return apply_prefixes(state_dict, v3_table(arch, state_dict))
 
 
-def looks_like_v2(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return all(
-        k in state_dict
-        for k in ("features.0.0.weight", "features.1.conv.0.0.weight", "classifier.1.weight")
-    )
+looks_like_v2 = has_keys("features.0.0.weight", "features.1.conv.0.0.weight", "classifier.1.weight")
 
 
-def looks_like_v3(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return all(
-        k in state_dict
-        for k in ("features.0.0.weight", "features.1.block.0.0.weight", "classifier.3.weight")
-    )
+looks_like_v3 = has_keys(
+    "features.0.0.weight", "features.1.block.0.0.weight", "classifier.3.weight"
+)
 
 
 register_layout("torchvision", ["mobilenet_v2"], looks_like_v2, convert_v2)
