@@ -76,7 +76,8 @@ def load_pretrained(
 ) -> None:
     """Load ``weights`` (a tag, ``"imagenet"`` or a checkpoint path) into ``model`` strictly,
     except for a classifier it chose to replace."""
-    loaded = wts.resolve(arch, weights)
+    # The model's key names let converters follow its grouping of blocks into stages.
+    loaded = wts.resolve(arch, weights, expected=list(model.state_dict()))
     state_dict = dict(loaded.state_dict)
     first = f"{model.first_conv}.weight"
     if in_chans != 3 and first in state_dict:

@@ -86,7 +86,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             "torchvision, TF EfficientNet-Lite or this library's own"
         )
     tag = tag or _tag_of_file(args.arch, Path(path), meta)
-    state_dict = to_ours(args.arch, source, raw)
+    state_dict = to_ours(args.arch, source, raw, _expected_keys(args.arch))
     out_meta = metadata_for(
         arch=args.arch,
         source=source if source != NETS else meta.get("source", NETS),
@@ -101,6 +101,21 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         f"{f', preprocessing of {tag.name}' if tag else ''}"
     )
     return 0
+
+
+def _expected_keys(arch: str) -> list[str] | None:
+    """The key names of ``arch`` as nets builds it (on the meta device), for the converters
+    that follow our grouping of blocks; None for an arch nets does not know (``_loads_into``
+    then reports it)."""
+    import torch
+
+    import nets  # the command line sits above both packages (see _loads_into)
+
+    try:
+        with torch.device("meta"):
+            return list(nets.create_model(arch).state_dict())
+    except nets.NetsError:
+        return None
 
 
 def _loads_into(arch: str, file: str, source: str) -> None:

@@ -6,7 +6,7 @@ with the layout registry (``weights.layouts``); importing this module registers 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 
@@ -59,8 +59,16 @@ def detect_source(
     return UNKNOWN
 
 
-def to_ours(arch: str, source: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+def to_ours(
+    arch: str,
+    source: str,
+    state_dict: Mapping[str, torch.Tensor],
+    expected: Collection[str] | None = None,
+) -> StateDict:
     """Convert ``state_dict`` in ``source``'s layout to our names for ``arch``.
+
+    ``expected``: the key names of the model it will load into, where there is one; layouts
+    that group blocks as our model does read that grouping from it (``Layout.takes_expected``).
 
     Without a matching layout the keys are kept, and the strict check reports them, unless
     the source refuses the file with its own error (a Keras file for an arch no Keras file
@@ -71,6 +79,8 @@ def to_ours(arch: str, source: str, state_dict: Mapping[str, torch.Tensor]) -> S
     state_dict = drop_num_batches_tracked(state_dict)
     for layout in layouts():
         if layout.source == source and layout.handles(arch):
+            if layout.takes_expected:
+                return layout.convert(arch, state_dict, expected=expected)
             return layout.convert(arch, state_dict)
     for layout in of_source(source):
         if layout.reject is not None:

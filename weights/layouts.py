@@ -34,6 +34,10 @@ class Layout:
     # What a file of this source says about itself: metadata merged into the file's (the
     # model, its preprocessing), and a remark for messages about the file ("" for none).
     describe: Callable[[Mapping[str, torch.Tensor]], tuple[dict[str, str], str]] | None = None
+    # ``convert`` also takes ``expected=``: our key names for the arch, in the model's order,
+    # where the caller loads into a model (None where it has none), so that the converter can
+    # follow our grouping of blocks into stages instead of restating it.
+    takes_expected: bool = False
 
     def handles(self, arch: str) -> bool:
         return any(fnmatch.fnmatchcase(arch, pattern) for pattern in self.archs)
@@ -50,7 +54,7 @@ def register_layout(
     **hooks,
 ) -> Layout:
     """Register a layout; ``hooks`` are ``Layout``'s optional fields (container, reject,
-    describe)."""
+    describe, takes_expected)."""
     layout = Layout(source, tuple(archs), looks_like, convert, **hooks)
     for other in _LAYOUTS:
         overlap = [a for a in layout.archs if other.source == source and other.handles(a)]
@@ -72,3 +76,10 @@ def of_source(source: str) -> list[Layout]:
 def has_keys(*keys: str) -> Callable[[Mapping], bool]:
     """A layout's test: the checkpoint holds every one of ``keys``."""
     return lambda state_dict: all(k in state_dict for k in keys)
+
+
+def block_prefixes(expected: Iterable[str], leaf: str) -> list[str]:
+    """Our prefixes of the blocks that hold ``leaf``, in the model's order: with
+    ``leaf="depthwise.conv.weight"`` the ``stages.<s>.<j>`` of every inverted-residual block."""
+    suffix = "." + leaf
+    return [k[: -len(suffix)] for k in expected if k.endswith(suffix)]

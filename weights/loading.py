@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +27,15 @@ class LoadedWeights:
     metadata: dict[str, str]
 
 
-def resolve(arch: str, spec: str | os.PathLike) -> LoadedWeights:
+def resolve(
+    arch: str, spec: str | os.PathLike, *, expected: Collection[str] | None = None
+) -> LoadedWeights:
     """Turn ``weights=`` into our state dict for ``arch``.
 
     ``spec`` is ``"imagenet"`` (the arch's default tag), a registered tag, or a path to a
-    checkpoint file whose format is recognised from its content.
+    checkpoint file whose format is recognised from its content. ``expected``: the key names
+    of the model the weights will load into (``model.state_dict()``), where there is one;
+    converters that group blocks into stages as our model does take that grouping from it.
     """
     if isinstance(spec, str) and spec == "imagenet":
         name = default_tag(arch)
@@ -47,7 +51,7 @@ def resolve(arch: str, spec: str | os.PathLike) -> LoadedWeights:
         tag = get_tag(spec)
         if tag.arch != arch:
             raise UnknownTagError(f"weights tag {tag.name!r} is for {tag.arch!r}, not {arch!r}")
-        state_dict, meta = load_tag(tag)
+        state_dict, meta = load_tag(tag, expected)
         return LoadedWeights(state_dict, tag.source, tag.name, tag, tag.preprocessing, meta)
     path = Path(spec)
     if not path.exists():
@@ -58,7 +62,7 @@ def resolve(arch: str, spec: str | os.PathLike) -> LoadedWeights:
         )
     raw, meta = read_checkpoint(path)
     source = detect_source(raw, meta, arch)
-    state_dict = to_ours(arch, source, raw)
+    state_dict = to_ours(arch, source, raw, expected)
     # What the file says of itself (a Keras file: its model, preprocessing mode and top).
     more, remark = describe(source, raw)
     meta = {**meta, **more}

@@ -17,6 +17,7 @@ import importlib.util
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from pathlib import Path
 
 from .convert import CONVERTER_VERSION, NETS, to_ours
@@ -116,8 +117,11 @@ def converted_path(tag: WeightTag) -> Path:
     return cache_dir() / "converted" / f"{tag.name}.safetensors"
 
 
-def load_tag(tag: WeightTag) -> tuple[StateDict, dict[str, str]]:
-    """Our state dict for ``tag``, converting and caching it on first use."""
+def load_tag(
+    tag: WeightTag, expected: Collection[str] | None = None
+) -> tuple[StateDict, dict[str, str]]:
+    """Our state dict for ``tag``, converting and caching it on first use (``expected``: the
+    key names of the model it loads into, for the converter; see ``convert.to_ours``)."""
     cached = converted_path(tag)
     if cached.is_file():
         try:
@@ -132,7 +136,7 @@ def load_tag(tag: WeightTag) -> tuple[StateDict, dict[str, str]]:
             return state_dict, meta
     source_file = fetch(tag)
     raw, _ = read_checkpoint(source_file)
-    state_dict = to_ours(tag.arch, tag.source, raw)
+    state_dict = to_ours(tag.arch, tag.source, raw, expected)
     meta = metadata_for(
         arch=tag.arch, source=tag.source, source_sha256=sha256_of(source_file), tag=tag
     )
