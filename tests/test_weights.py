@@ -275,3 +275,21 @@ def test_first_conv_adapts_to_other_channel_counts(tv_file, resnet18_ref):
         # Six channels carrying the RGB image twice give the RGB response.
         x3 = torch.randn(2, 3, 64, 64)
         torch.testing.assert_close(six(torch.cat([x3, x3], 1)), resnet18_ref(x3))
+
+
+def test_block_grouping_tables_agree_with_the_models():
+    # The MobileNet converters read our grouping of blocks into stages from the model's keys
+    # (the loading path hands them over); their tables serve only a conversion without a
+    # model, and must say the same.
+    from weights import keras_apps, torchvision_mobilenet
+    from weights.layouts import block_prefixes
+
+    tables = {
+        arch: torchvision_mobilenet._positions(arch) for arch in torchvision_mobilenet.STAGE_BLOCKS
+    }
+    tables["keras_mobilenet"] = keras_apps.by_resolution(keras_apps.MOBILENET_STRIDES)
+    tables["keras_mobilenet_v2"] = keras_apps.by_resolution(keras_apps.MOBILENET_V2_STRIDES)
+    for arch, table in tables.items():
+        with torch.device("meta"):
+            keys = list(nets.create_model(arch).state_dict())
+        assert block_prefixes(keys, keras_apps.DEPTHWISE) == table, arch

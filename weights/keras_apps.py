@@ -9,7 +9,7 @@ plus, where Keras leaves layers unnamed, our modules in Keras' creation order (`
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -70,6 +70,10 @@ class KerasModel:
     unnamed: tuple[str, ...] = ()
     # The caffe-mode models were trained on BGR: this first conv's input channels reverse.
     bgr_conv: str = ""
+    # Where our stages group Keras' blocks by resolution (MobileNets): the moves for our
+    # block prefixes, read from the model's keys when the loading path hands them over
+    # (``moves`` is this for the prefixes of a table, for a conversion without a model).
+    moves_for_blocks: Callable[[Sequence[str]], tuple[Move, ...]] | None = None
 
 
 def _std(name: str) -> dict[str, str]:
@@ -106,14 +110,18 @@ def resnet50_moves() -> tuple[Move, ...]:
     return (*moves, Move("predictions", "head.fc", "dense"))
 
 
-# MobileNet v1's depthwise strides, conv_dw_1 .. conv_dw_13; ours groups them by resolution.
+# MobileNet v1's depthwise strides, conv_dw_1 .. conv_dw_13, and MobileNetV2's block strides,
+# expanded_conv then block_1 .. block_16. Only for a conversion without a model to load into:
+# the loading path hands over the model's keys, and our grouping is read from those
+# (``KerasModel.moves_for_blocks``).
 MOBILENET_STRIDES = (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)
-# MobileNetV2's block strides: expanded_conv, then block_1 .. block_16.
 MOBILENET_V2_STRIDES = (1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1)
+# Our blocks hold a depthwise ConvNormAct each: ``<block>.depthwise.conv.weight``.
+DEPTHWISE = "depthwise.conv.weight"
 
 
-def by_resolution(strides: tuple[int, ...]) -> list[tuple[int, int]]:
-    """(stage, index in stage) of each block: a new stage at every stride-2 block, as
+def by_resolution(strides: tuple[int, ...]) -> list[str]:
+    """Our ``stages.<s>.<j>`` of each block: a new stage at every stride-2 block, as
     ``nets.mobilenet_v1.group_by_resolution`` builds our stages."""
     out, stage, index = [], 0, -1
     for i, stride in enumerate(strides):
@@ -121,29 +129,32 @@ def by_resolution(strides: tuple[int, ...]) -> list[tuple[int, int]]:
             stage, index = stage + 1, 0
         else:
             index += 1
-        out.append((stage, index))
+        out.append(f"stages.{stage}.{index}")
     return out
 
 
-def mobilenet_moves() -> tuple[Move, ...]:
+def mobilenet_moves(blocks: Sequence[str]) -> tuple[Move, ...]:
+    """``blocks``: our prefixes of conv_dw_1 .. conv_dw_13 (with their conv_pw), in order."""
     moves = [*conv_bn("conv1", "conv1_bn", "stem")]
-    for i, (s, j) in enumerate(by_resolution(MOBILENET_STRIDES), start=1):
-        ours = f"stages.{s}.{j}"
+    for i, ours in enumerate(blocks, start=1):
         moves += conv_bn(f"conv_dw_{i}", f"conv_dw_{i}_bn", f"{ours}.depthwise", "depthwise")
         moves += conv_bn(f"conv_pw_{i}", f"conv_pw_{i}_bn", f"{ours}.pointwise")
     return (*moves, Move("conv_preds", "head.fc", "dense", conv_as_dense))
 
 
-def mobilenet_v2_moves() -> tuple[Move, ...]:
+def mobilenet_v2_moves(blocks: Sequence[str]) -> tuple[Move, ...]:
+    """``blocks``: our prefixes of expanded_conv, block_1 .. block_16, in order; Conv_1, the
+    final 1x1 conv, ends the last one's stage."""
     moves = [*conv_bn("Conv1", "bn_Conv1", "stem")]
-    for i, (s, j) in enumerate(by_resolution(MOBILENET_V2_STRIDES)):
-        keras, ours = ("expanded_conv" if i == 0 else f"block_{i}"), f"stages.{s}.{j}"
+    for i, ours in enumerate(blocks):
+        keras = "expanded_conv" if i == 0 else f"block_{i}"
         moves += conv_bn(f"{keras}_expand", f"{keras}_expand_BN", f"{ours}.expand")
         moves += conv_bn(
             f"{keras}_depthwise", f"{keras}_depthwise_BN", f"{ours}.depthwise", "depthwise"
         )
         moves += conv_bn(f"{keras}_project", f"{keras}_project_BN", f"{ours}.project")
-    moves += conv_bn("Conv_1", "Conv_1_bn", "stages.4.conv_head")
+    last_stage = blocks[-1].rpartition(".")[0]
+    moves += conv_bn("Conv_1", "Conv_1_bn", f"{last_stage}.conv_head")
     return (*moves, Move("predictions", "head.fc", "dense"))
 
 
@@ -343,7 +354,8 @@ MODELS: dict[str, KerasModel] = {
             input_size=224,
             # alpha = 1.0: the stem has 32 filters.
             signature=Signature(layers=("conv_dw_13", "conv_pw_13"), widths={"conv1/kernel": 32}),
-            moves=mobilenet_moves(),
+            moves=mobilenet_moves(by_resolution(MOBILENET_STRIDES)),
+            moves_for_blocks=mobilenet_moves,
             weights_dir="mobilenet/",
             file="mobilenet_1_0_224_tf.h5",
             notop_file="mobilenet_1_0_224_tf_no_top.h5",
@@ -361,7 +373,8 @@ MODELS: dict[str, KerasModel] = {
             signature=Signature(
                 layers=("block_16_project", "Conv1"), widths={"Conv_1/kernel": 1280}
             ),
-            moves=mobilenet_v2_moves(),
+            moves=mobilenet_v2_moves(by_resolution(MOBILENET_V2_STRIDES)),
+            moves_for_blocks=mobilenet_v2_moves,
             weights_dir="mobilenet_v2/",
             file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
             notop_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",

@@ -17,13 +17,13 @@ model, or of one we do not convert, is refused with a one-line error. Files save
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 
 from .errors import CheckpointFormatError
 from .io import KERAS_H5
-from .keras_apps import MODELS, KerasModel
+from .keras_apps import DEPTHWISE, MODELS, KerasModel
 from .keras_reader import Reader, layer_names, normalise, unnamed_conv_bn
 from .keras_tensors import (  # noqa: F401  (this module's public names before the split)
     bgr_to_rgb,
@@ -33,7 +33,7 @@ from .keras_tensors import (  # noqa: F401  (this module's public names before t
     depthwise_kernel,
     flatten_dense_kernel,
 )
-from .layouts import register_layout
+from .layouts import block_prefixes, register_layout
 from .registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, WeightTag, register
 from .types import StateDict
 
@@ -88,14 +88,21 @@ def reject(arch: str, state_dict: Mapping[str, torch.Tensor]) -> None:
     )
 
 
-def convert(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+def convert(
+    arch: str, state_dict: Mapping[str, torch.Tensor], expected: Collection[str] | None = None
+) -> StateDict:
+    """``expected``: our model's key names, where the loading path has a model (see
+    ``KerasModel.moves_for_blocks``)."""
     name = identify(state_dict)
     if name is None or MODELS[name].arch != arch:
         reject(arch, state_dict)
     m: KerasModel = MODELS[name]
+    moves = m.moves
+    if expected is not None and m.moves_for_blocks is not None:
+        moves = m.moves_for_blocks(block_prefixes(expected, DEPTHWISE))
     reader = Reader(state_dict)
-    moves = unnamed_conv_bn(layer_names(reader.sd), m.unnamed, name) if m.unnamed else []
-    for move in (*moves, *m.moves):
+    unnamed = unnamed_conv_bn(layer_names(reader.sd), m.unnamed, name) if m.unnamed else []
+    for move in (*unnamed, *moves):
         reader.move(move)
     if m.bgr_conv:  # caffe mode: trained on BGR
         key = f"{m.bgr_conv}.weight"
@@ -145,7 +152,14 @@ def describe(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, str], st
 
 # Any Keras .h5 file is ours to convert or to refuse: its model is told from its layer names.
 register_layout(
-    KERAS, list(ARCHS), looks_like, convert, container=KERAS_H5, reject=reject, describe=describe
+    KERAS,
+    list(ARCHS),
+    looks_like,
+    convert,
+    container=KERAS_H5,
+    reject=reject,
+    describe=describe,
+    takes_expected=True,
 )
 
 

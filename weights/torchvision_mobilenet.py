@@ -3,7 +3,9 @@
 torchvision numbers every layer in one ``features`` Sequential: the stem conv at 0, one
 inverted-residual block per index, the final 1x1 conv last. Our stages group the blocks by
 resolution (a new stage at each stride-2 block), and the final 1x1 conv ends the last stage
-as ``conv_head``. Strides are not in a state dict, so the grouping is a table per arch.
+as ``conv_head``. Strides are not in a state dict: the grouping is read from the key names of
+the model the weights load into, which the loading path hands over (``expected``), and only a
+conversion without a model falls back to a table per arch.
 
 Inside a block torchvision has one Sequential too:
 - v2: ``conv.0`` (expand ConvBNReLU6, absent when t = 1), the depthwise ConvBNReLU6, then a
@@ -17,15 +19,17 @@ module maps onto one of ours with the same parameter shapes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import torch
 
-from .layouts import has_keys, register_layout
+from .layouts import block_prefixes, has_keys, register_layout
 from .registry import register_torchvision
 from .renames import StateDict, apply_prefixes
 
 # Blocks per stage (our stages 0, 1, ...), in torchvision's order features.1, features.2, ...
+# Only for a conversion without a model to load into (``weights.resolve`` called alone): the
+# loading path hands over the model's keys, and the grouping is read from those.
 STAGE_BLOCKS = {
     "mobilenet_v2": (1, 2, 3, 7, 4),
     "mobilenet_v3_large": (1, 2, 3, 6, 3),
@@ -35,8 +39,11 @@ V2_HEAD = {"classifier.1": "head.fc"}  # classifier.0 is the dropout
 V3_HEAD = {"classifier.0": "head.fc1", "classifier.3": "head.fc"}  # 1, 2: hardswish, dropout
 
 
-def _positions(arch: str) -> list[str]:
-    """Our prefix for each of torchvision's blocks ``features.1`` .. ``features.N``."""
+def _positions(arch: str, expected: Collection[str] | None = None) -> list[str]:
+    """Our prefix for each of torchvision's blocks ``features.1`` .. ``features.N``: the
+    model's blocks in its order where its keys are given, else from ``STAGE_BLOCKS``."""
+    if expected is not None:
+        return block_prefixes(expected, "depthwise.conv.weight")
     return [f"stages.{s}.{j}" for s, count in enumerate(STAGE_BLOCKS[arch]) for j in range(count)]
 
 
@@ -46,53 +53,68 @@ def _conv_bn(table: dict[str, str], theirs: str, ours: str) -> None:
     table[f"{theirs}.1"] = f"{ours}.bn"
 
 
-def v2_table(arch: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
-    table = dict(V2_HEAD)
+def _table(
+    head: Mapping[str, str],
+    positions: list[str],
+    block: Callable[[dict[str, str], str, str], None],
+) -> dict[str, str]:
+    """Stem, one ``block(table, theirs, ours)`` per block, and the final 1x1 conv, which ends
+    the last block's stage as ``conv_head``."""
+    table = dict(head)
     _conv_bn(table, "features.0", "stem")
-    positions = _positions(arch)
     for n, ours in enumerate(positions, start=1):
-        block = f"features.{n}.conv"
-        # With an expansion conv the projection conv and BN sit at 2 and 3, else at 1 and 2.
-        expand = f"{block}.3.weight" in state_dict
-        parts = ["expand", "depthwise"] if expand else ["depthwise"]
-        for k, part in enumerate(parts):
-            _conv_bn(table, f"{block}.{k}", f"{ours}.{part}")
-        table[f"{block}.{len(parts)}"] = f"{ours}.project.conv"
-        table[f"{block}.{len(parts) + 1}"] = f"{ours}.project.bn"
-    last_stage = len(STAGE_BLOCKS[arch]) - 1
-    _conv_bn(table, f"features.{len(positions) + 1}", f"stages.{last_stage}.conv_head")
+        block(table, f"features.{n}", ours)
+    last_stage = positions[-1].rpartition(".")[0]
+    _conv_bn(table, f"features.{len(positions) + 1}", f"{last_stage}.conv_head")
     return table
 
 
-def v3_table(arch: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
-    table = dict(V3_HEAD)
-    _conv_bn(table, "features.0", "stem")
-    positions = _positions(arch)
-    for n, ours in enumerate(positions, start=1):
-        block = f"features.{n}.block"
+def v2_table(
+    arch: str, state_dict: Mapping[str, torch.Tensor], expected: Collection[str] | None = None
+) -> dict[str, str]:
+    def block(table: dict[str, str], theirs: str, ours: str) -> None:
+        # With an expansion conv the projection conv and BN sit at 2 and 3, else at 1 and 2.
+        expand = f"{theirs}.conv.3.weight" in state_dict
+        parts = ["expand", "depthwise"] if expand else ["depthwise"]
+        for k, part in enumerate(parts):
+            _conv_bn(table, f"{theirs}.conv.{k}", f"{ours}.{part}")
+        table[f"{theirs}.conv.{len(parts)}"] = f"{ours}.project.conv"
+        table[f"{theirs}.conv.{len(parts) + 1}"] = f"{ours}.project.bn"
+
+    return _table(V2_HEAD, _positions(arch, expected), block)
+
+
+def v3_table(
+    arch: str, state_dict: Mapping[str, torch.Tensor], expected: Collection[str] | None = None
+) -> dict[str, str]:
+    def block(table: dict[str, str], theirs: str, ours: str) -> None:
+        seq = f"{theirs}.block"
         indices = sorted(
-            {int(m[1]) for k in state_dict if (m := re.match(rf"{re.escape(block)}\.(\d+)\.", k))}
+            {int(m[1]) for k in state_dict if (m := re.match(rf"{re.escape(seq)}\.(\d+)\.", k))}
         )
-        se = [k for k in indices if f"{block}.{k}.fc1.weight" in state_dict]
+        se = [k for k in indices if f"{seq}.{k}.fc1.weight" in state_dict]
         convs = [k for k in indices if k not in se]
         # Three convs: expand, depthwise, project; two: the expansion conv is absent.
         parts = ["expand", "depthwise", "project"][3 - len(convs) :]
         for k, part in zip(convs, parts, strict=False):
-            _conv_bn(table, f"{block}.{k}", f"{ours}.{part}")
+            _conv_bn(table, f"{seq}.{k}", f"{ours}.{part}")
         for k in se:
-            table[f"{block}.{k}.fc1"] = f"{ours}.attn.reduce"
-            table[f"{block}.{k}.fc2"] = f"{ours}.attn.expand"
-    last_stage = len(STAGE_BLOCKS[arch]) - 1
-    _conv_bn(table, f"features.{len(positions) + 1}", f"stages.{last_stage}.conv_head")
-    return table
+            table[f"{seq}.{k}.fc1"] = f"{ours}.attn.reduce"
+            table[f"{seq}.{k}.fc2"] = f"{ours}.attn.expand"
+
+    return _table(V3_HEAD, _positions(arch, expected), block)
 
 
-def convert_v2(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_prefixes(state_dict, v2_table(arch, state_dict))
+def convert_v2(
+    arch: str, state_dict: Mapping[str, torch.Tensor], expected: Collection[str] | None = None
+) -> StateDict:
+    return apply_prefixes(state_dict, v2_table(arch, state_dict, expected))
 
 
-def convert_v3(arch: str, state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    return apply_prefixes(state_dict, v3_table(arch, state_dict))
+def convert_v3(
+    arch: str, state_dict: Mapping[str, torch.Tensor], expected: Collection[str] | None = None
+) -> StateDict:
+    return apply_prefixes(state_dict, v3_table(arch, state_dict, expected))
 
 
 looks_like_v2 = has_keys("features.0.0.weight", "features.1.conv.0.0.weight", "classifier.1.weight")
@@ -103,9 +125,13 @@ looks_like_v3 = has_keys(
 )
 
 
-register_layout("torchvision", ["mobilenet_v2"], looks_like_v2, convert_v2)
+register_layout("torchvision", ["mobilenet_v2"], looks_like_v2, convert_v2, takes_expected=True)
 register_layout(
-    "torchvision", ["mobilenet_v3_large", "mobilenet_v3_small"], looks_like_v3, convert_v3
+    "torchvision",
+    ["mobilenet_v3_large", "mobilenet_v3_small"],
+    looks_like_v3,
+    convert_v3,
+    takes_expected=True,
 )
 
 # torchvision 0.29 metadata. V2 = torchvision's new training recipe, evaluated after a 232
