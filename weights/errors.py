@@ -74,14 +74,19 @@ class IncompatibleCheckpointError(WeightsError):
     def __init__(
         self,
         arch: str,
-        source: str,
+        origin: str,
         missing: list[str],
         unexpected: list[str],
         mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
     ) -> None:
-        self.arch, self.source = arch, source
+        self.arch, self.origin = arch, origin  # origin: the tag or the file, in words
         self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
         super().__init__(self._message())
+
+    @property
+    def source(self) -> str:
+        """The old name of ``origin`` (``source`` elsewhere is a converter's format key)."""
+        return self.origin
 
     def _message(self, show: int = 3) -> str:
         def few(items: list[str]) -> str:
@@ -97,6 +102,6 @@ class IncompatibleCheckpointError(WeightsError):
             shapes = [f"{k} {list(got)} vs {list(want)}" for k, got, want in self.mismatched]
             parts.append(f"{len(self.mismatched)} mis-shaped ({few(shapes)})")
         return (
-            f"checkpoint from {self.source} does not fit architecture {self.arch!r}: "
+            f"checkpoint from {self.origin} does not fit architecture {self.arch!r}: "
             + "; ".join(parts)
         )

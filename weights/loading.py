@@ -73,7 +73,7 @@ def resolve(
         preprocessing = get_tag(default_tag(arch)).preprocessing
     if source == NETS and meta.get("arch") and meta["arch"] != arch:
         # Our own files say which arch they hold; a mismatch is reported with the keys.
-        source = f"nets file for {meta['arch']!r}"
+        origin = f"{origin} (a nets file for {meta['arch']!r})"
     return LoadedWeights(state_dict, source, origin, tag, preprocessing, meta)
 
 

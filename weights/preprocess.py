@@ -25,26 +25,28 @@ def channel_stats(p: Preprocessing, in_chans: int) -> tuple[list[float], list[fl
     return [mean[i % 3] for i in range(in_chans)], [std[i % 3] for i in range(in_chans)]
 
 
-def transforms(source: str | Preprocessing | object, in_chans: int | None = None) -> v2.Compose:
-    """Resize the short side, centre-crop, scale to [0, 1] and normalise, as ``source``'s
-    weights were evaluated. ``source`` is a model built by ``nets.create_model`` (its
+def transforms(
+    model_or_tag: str | Preprocessing | object, in_chans: int | None = None
+) -> v2.Compose:
+    """Resize the short side, centre-crop, scale to [0, 1] and normalise, as the weights of
+    ``model_or_tag`` were evaluated: a model built by ``nets.create_model`` (its
     ``pretrained_cfg.preprocessing``, always set, with or without weights), a weights tag,
     or a ``Preprocessing``. ``in_chans`` (default: the model's, else 3): a one-channel
     network gets grey images and the averaged statistics. Takes a PIL image or a uint8
     tensor; returns a float32 CxHxW tensor."""
-    if isinstance(source, str):
-        p = get_tag(source).preprocessing
-    elif isinstance(source, Preprocessing):
-        p = source
+    if isinstance(model_or_tag, str):
+        p = get_tag(model_or_tag).preprocessing
+    elif isinstance(model_or_tag, Preprocessing):
+        p = model_or_tag
     else:  # duck-typed: weights never imports nets
-        cfg = getattr(source, "pretrained_cfg", None)
+        cfg = getattr(model_or_tag, "pretrained_cfg", None)
         p = getattr(cfg, "preprocessing", None)
         if p is None:
             raise TypeError(
                 "transforms() takes a model built by nets.create_model, a weights tag or a "
-                f"Preprocessing, got {type(source).__name__}"
+                f"Preprocessing, got {type(model_or_tag).__name__}"
             )
-        in_chans = in_chans or getattr(source, "in_chans", None)
+        in_chans = in_chans or getattr(model_or_tag, "in_chans", None)
     in_chans = in_chans or 3
     if p.interpolation not in INTERPOLATION:
         raise ValueError(
