@@ -284,8 +284,9 @@ smallest input it allows (`nets.get_spec(name).min_input_size`, batch 1; batch 2
 backward pass in training mode and as the example of the dynamic-batch exports, which are
 then run at batches 1 and 3). A number is the largest absolute difference from the eager
 model's output; `ok` a check of shapes or counts. The checks are in
-`benchmarks/conformance.py`; `tests/test_conformance.py` runs them in `make test` (the
-tools on one model per family) and all of them under `-m conformance`.
+`benchmarks/conformance.py`; `tests/test_conformance.py` runs the anatomy and FX checks on
+one model of 14 of the 16 families and the tools on four models in `make test`, and all of
+them on every model under `pytest -m conformance`.
 
 - forward: logits shape, all finite; backward: every trainable parameter gets a gradient.
 - features+head: `forward_head(forward_features(x))` against `forward(x)`; pre_logits:

@@ -3,8 +3,9 @@ ecosystem's tools (FX, torchvision's feature extraction, dynamo, torch.export, O
 onnxruntime), at the smallest input it allows. The checks live in
 ``benchmarks/conformance.py``, which also writes the committed table (``make conformance``).
 
-``make test`` runs the anatomy and FX checks on one model of every family and the
-compilers and exporters on five; ``pytest -m conformance`` runs everything on every model.
+``make test`` runs the anatomy and FX checks on one model of every family but the two
+largest, and the compilers and exporters on four; ``pytest -m conformance`` runs everything
+on every model.
 """
 
 from __future__ import annotations
@@ -14,24 +15,26 @@ import pytest
 import nets
 from benchmarks import conformance as C
 
-# make test runs the anatomy and FX checks on the smallest model of each family (the code
-# is shared within a family; 3 to 60 s per model on a loaded 2-core machine) and the
-# compilers and exporters on five of them, each with its own exotic part: LeNet-5's
-# trainable subsampling and table conv, ResNet's residual adds, MobileNet v3's
-# squeeze-excite and hard-swish, Lite's TF "same" padding, GoogLeNet's input
-# re-normalisation and branch concatenation. pytest -m conformance runs the rest.
+# make test runs the anatomy and FX checks on one small model of each family (the code is
+# shared within a family) and the compilers and exporters on four, each with its own exotic
+# part: LeNet-5's trainable subsampling and table conv, ResNet's residual adds, MobileNet
+# v3's squeeze-excite and hard-swish, Lite's TF "same" padding. pytest -m conformance (and
+# make conformance) runs everything on every model.
 ONE_PER_FAMILY = (
-    "lenet5", "alexnet", "vgg11", "googlenet", "inception_v3", "inception_v4",
-    "inception_resnet_v2", "resnet18", "seresnet50", "densenet121", "mobilenet_v1_025",
-    "mobilenet_v2", "mobilenet_v3_small", "legacy_xception", "efficientnet_b0",
-    "efficientnet_lite0",
+    "lenet5", "alexnet", "vgg11", "googlenet", "inception_v3", "resnet18", "seresnet50",
+    "densenet121", "mobilenet_v1_025", "mobilenet_v2", "mobilenet_v3_small",
+    "legacy_xception", "efficientnet_b0", "efficientnet_lite0",
 )  # fmt: skip
-TOOLS_IN_MAKE_TEST = ("lenet5", "resnet18", "mobilenet_v3_small", "efficientnet_lite0", "googlenet")
+# Their smallest models took 100 and 156 s on the loaded 2-core machine, more than the
+# budget for the whole suite's conformance part: left to pytest -m conformance.
+LEFT_TO_CONFORMANCE = ("inception_v4", "inception_resnet_v2")
+TOOLS_IN_MAKE_TEST = ("lenet5", "resnet18", "mobilenet_v3_small", "efficientnet_lite0")
 
 
-def test_make_test_covers_every_family():
+def test_make_test_covers_every_family_but_the_two_largest():
     families = {nets.get_spec(n).family for n in nets.list_models()}
-    assert {nets.get_spec(n).family for n in ONE_PER_FAMILY} == families
+    covered = {nets.get_spec(n).family for n in ONE_PER_FAMILY}
+    assert covered == families - set(LEFT_TO_CONFORMANCE)
 
 
 def _params(in_make_test) -> list:
