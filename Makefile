@@ -3,6 +3,8 @@
 # make classify: the sample photos through the real EfficientNet-Lite0 ImageNet weights.
 # make test: the whole test suite (what CI runs), one worker per core.
 # make test-fast: everything not marked slow, for the development loop.
+# make conformance: every model through every conformance check; writes docs/conformance.md
+#                   (long: about an hour on 2 cores; make test runs a cheap part of it).
 # make gpu-check: on a GPU machine, the CUDA tests and a short CUDA benchmark (one folder).
 # Both create .venv when it is missing and install the project with constraints.txt.
 
@@ -11,7 +13,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo classify test test-fast lint format clean gpu-check
+.PHONY: demo classify test test-fast conformance lint format clean gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +32,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n auto --durations=15
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n auto -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow and not conformance"
+
+conformance: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.conformance -o docs/conformance.md
 
 # On the GPU machine, from source (no venv, no install): ../shared/GPU.md.
 gpu-check:

@@ -1,5 +1,5 @@
 """Command line: ``python -m nets list | summary NAME | cost NAME | classify IMAGE... |
-show filters|features|cam``.
+show filters|features|cam | export NAME``.
 
 Errors in the input (unknown model, bad image, bad checkpoint, too small an input)
 print one line and exit with code 2.
@@ -20,6 +20,7 @@ import weights as wts
 
 from .cost import cost_table, format_table, inception_demo, separable_demo
 from .errors import NetsError
+from .export import check_destination, export_model, format_for
 from .factory import create_model
 from .images import load_image
 from .registry import derived_prefixes, get_spec, list_models
@@ -121,6 +122,39 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         for _, name, prob in wts.decode_predictions(logits, top=args.top, categories_=names)[0]:
             print(f"  {name} ({100 * prob:.1f}%)")
     return 2 if failed else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    # Everything that can be refused without building the model is refused first.
+    fmt = format_for(args.output, args.format)
+    check_destination(args.output)
+    spec = get_spec(args.name)
+    size = args.input_size or spec.input_size
+    if size < spec.min_input_size:
+        raise NetsError(
+            f"{args.name} needs inputs of at least {spec.min_input_size}x"
+            f"{spec.min_input_size} pixels, got --input-size {size}"
+        )
+    given = None if args.weights.lower() == "none" else args.weights
+    model = create_model(args.name, weights=given).eval()
+    check = export_model(
+        model,
+        args.output,
+        fmt=fmt,
+        input_size=size,
+        dynamic_batch=args.dynamic_batch,
+        fast=args.fast,
+        half=args.half,
+    )
+    batch = "dynamic batch (1 to 1024)" if args.dynamic_batch else "batch 1"
+    how = ", ".join(w for w, on in (("fast path", args.fast), ("float16", args.half)) if on)
+    print(
+        f"{args.name} ({model.pretrained_cfg.tag or given or 'random weights'}) -> {fmt}, "
+        f"{batch}, {size}x{size}{', ' + how if how else ''}"
+    )
+    print(check)
+    print(f"wrote {args.output}")
+    return 0
 
 
 def _show_filters(args: argparse.Namespace) -> int:
@@ -269,6 +303,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_classify)
 
     _add_show(sub)
+
+    p = sub.add_parser(
+        "export", help="write ONNX or a torch.export program (.pt2), checked against eager"
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--weights", default="imagenet",
+        help="'imagenet' (default), a tag, a checkpoint path, or 'none' (random weights)",
+    )  # fmt: skip
+    p.add_argument(
+        "--format", default=None, metavar="onnx|pt2",
+        help="default: from the output's suffix (.onnx or .pt2)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fast", action="store_true",
+        help="export the inference fast path's network (BatchNorm folded, channels_last)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-batch", action="store_true", help="a free batch dimension (default: 1)"
+    )
+    p.add_argument("--input-size", type=int, default=None, help="default: the model's own")
+    p.add_argument(
+        "--half", action="store_true",
+        help="float16 weights and arithmetic, float32 input and output",
+    )  # fmt: skip
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.set_defaults(run=_cmd_export)
     return parser
 
 

@@ -19,6 +19,12 @@ from .errors import InputSizeError
 
 POOLINGS = ("avg", "max", None)
 
+# torch>=2.5 names symbolic tracing apart from dynamo's use of FX; older torch only has
+# is_fx_tracing (which dynamo does not set either when compiling a check like ours).
+_fx_tracing = getattr(
+    torch.fx._symbolic_trace, "is_fx_symbolic_tracing", torch.fx._symbolic_trace.is_fx_tracing
+)
+
 
 @dataclass(frozen=True)
 class FeatureInfo:
@@ -190,6 +196,15 @@ class Network(nn.Module):
 
     # -- the shared methods ----------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``InputSizeError`` for a wrong channel count or too small an input.
+
+        Skipped while ``torch.fx`` traces symbolically: there ``x`` is a Proxy whose shape
+        has no value, and a Python ``if`` on it would stop the trace (torchvision's
+        ``create_feature_extractor`` and every FX tool). Eager calls, ``torch.jit.trace``,
+        dynamo and ``torch.export`` see real (or symbolic-integer) shapes and keep it.
+        """
+        if _fx_tracing():
+            return
         if x.dim() != 4 or x.shape[1] != self.in_chans:
             raise InputSizeError(
                 f"{self.arch} expects input of shape (N, {self.in_chans}, H, W), "

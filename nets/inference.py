@@ -204,8 +204,10 @@ class InferenceModel(nn.Module):
     for instance, becomes constants), its output checked against the eager model's on that
     first input, and with ``backend="auto"`` timed against the eager model and kept only if
     faster. Whatever cannot be built, differs, is slower or wants autograd runs the folded
-    eager model. Attributes it does not have (``forward_features``, ``pretrained_cfg``,
-    ``feature_info``...) come from the eager model.
+    eager model, and so does every tracer and exporter: ``torch.export``, ``torch.onnx``
+    (both exporters), ``torch.jit.trace`` and dynamo record the folded channels_last
+    network, not the per-shape graphs. Attributes it does not have (``forward_features``,
+    ``pretrained_cfg``, ``feature_info``...) come from the eager model.
     """
 
     max_graphs = 8  # distinct input shapes kept; the oldest is dropped beyond that
@@ -354,7 +356,11 @@ class InferenceModel(nn.Module):
             x = x.to(self.dtype)
         # Graphs are inference-only; an input that wants gradients runs the eager model.
         wants_grad = torch.is_grad_enabled() and x.requires_grad
-        fn = None if wants_grad else self._runner(x)
+        # Under a tracer or exporter (torch.jit.trace, the legacy ONNX exporter, dynamo,
+        # torch.export) the folded eager model is what gets recorded: calling a frozen
+        # oneDNN TorchScript graph inside torch.jit.trace crashed the process (SIGSEGV),
+        # and building one inside torch.export left its modules in the exported program.
+        fn = None if wants_grad or _tracing() else self._runner(x)
         if fn is None:
             out = self.model(x)
         else:
@@ -363,6 +369,12 @@ class InferenceModel(nn.Module):
         # float32 logits from a half-precision model: softmax and losses downstream keep
         # their precision.
         return out if self.dtype is None else out.float()
+
+
+def _tracing() -> bool:
+    """True inside torch.jit.trace (and so the legacy ONNX exporter), dynamo and
+    torch.export (and so the default ONNX exporter)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _reason(exc: BaseException) -> str:

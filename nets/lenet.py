@@ -121,8 +121,10 @@ class Subsampling(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # divisor_override=1 turns the average into the plain sum of the window.
-        x = F.avg_pool2d(x, self.kernel_size, divisor_override=1)
+        # The window's sum as its average times its area: exact for the paper's 2x2 (a power
+        # of two). Not divisor_override=1, which torch's ONNX exporter (torch 2.14) drops,
+        # exporting the average: onnxruntime's logits were off by the whole logit scale.
+        x = F.avg_pool2d(x, self.kernel_size) * (self.kernel_size * self.kernel_size)
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:

@@ -399,3 +399,73 @@ def test_float16_headroom_of_the_real_lite0(capsys):
     assert bf16.peak == room.peak and bf16.factor > 1e30  # bfloat16 has float32's range
     with pytest.raises(ValueError, match="dtype must be a floating-point torch.dtype"):
         nets.half_precision_headroom(model, x, dtype=torch.int8)
+
+
+def _warm_torchscript_fast_path() -> tuple[nn.Module, InferenceModel, torch.Tensor]:
+    """resnet18 with a frozen oneDNN graph already built for ``x``'s shape: the state in
+    which tracing the wrapper used to crash the process."""
+    torch.manual_seed(0)
+    model = randomize_bn(nets.create_model("resnet18")).eval()
+    fast = optimize_for_inference(model, backend="torchscript")
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        fast(x)
+    assert fast.plans == {(2, 3, 32, 32): "torchscript"}
+    return model, fast, x
+
+
+def test_the_fast_path_exports_with_a_dynamic_batch():
+    """torch.export takes the wrapper itself (the folded channels_last network is what it
+    records, whatever graphs were built); a batch size not seen at export runs too."""
+    model, fast, x = _warm_torchscript_fast_path()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(fast, (x,), dynamic_shapes=({0: batch},))
+    names = set(program.state_dict)
+    assert names and all(not n.startswith("_export_root") for n in names)
+    x3 = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        _assert_same(program.module()(x3), model(x3))
+
+
+_TRACE_SCRIPT = """
+import sys, warnings
+import torch
+sys.path.insert(0, {tests!r})
+from test_inference import _warm_torchscript_fast_path
+warnings.simplefilter("ignore")
+model, fast, x = _warm_torchscript_fast_path()
+traced = torch.jit.trace(fast, x)
+with torch.no_grad():
+    print("max difference", (traced(x) - model(x)).abs().max().item())
+try:
+    import onnx  # noqa: F401  (the legacy exporter, itself a torch.jit.trace, needs it)
+except ImportError:
+    sys.exit(0)
+torch.onnx.export(fast, (x,), {path!r}, dynamo=False)
+print("legacy onnx written")
+"""
+
+
+@pytest.mark.slow
+def test_tracing_the_fast_path_records_the_eager_network(tmp_path):
+    """torch.jit.trace and the legacy ONNX exporter (a jit trace too) of a wrapper holding a
+    frozen oneDNN graph ended in SIGSEGV; in a child process, so a regression fails one
+    test instead of ending the run."""
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(here), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACE_SCRIPT.format(tests=here, path=str(tmp_path / "f.onnx"))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    diff = float(done.stdout.split("max difference")[1].split()[0])
+    assert diff < 1e-3
+    if "legacy onnx written" in done.stdout:
+        assert (tmp_path / "f.onnx").stat().st_size > 1_000_000  # resnet18's weights are in it

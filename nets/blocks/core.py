@@ -49,11 +49,7 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(*args, padding=0, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
-        pad_h = _same_pad(ih, self.kernel_size[0], self.stride[0], self.dilation[0])
-        pad_w = _same_pad(iw, self.kernel_size[1], self.stride[1], self.dilation[1])
-        if pad_h or pad_w:
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         return super().forward(x)
 
 
@@ -70,19 +66,37 @@ class MaxPool2dSame(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
-        kh, kw = (k, k) if isinstance(k, int) else k
-        sh, sw = (s, s) if isinstance(s, int) else s
-        pad_h = _same_pad(x.shape[-2], kh, sh, 1)
-        pad_w = _same_pad(x.shape[-1], kw, sw, 1)
-        if pad_h or pad_w:
-            pads = [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2]
-            x = F.pad(x, pads, value=float("-inf"))
+        kernel = (k, k) if isinstance(k, int) else tuple(k)
+        stride = (s, s) if isinstance(s, int) else tuple(s)
+        x = pad_same(x, kernel, stride, (1, 1), float("-inf"))
         return super().forward(x)
 
 
 def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
     out = math.ceil(size / stride)
     return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+
+
+def pad_same(
+    x: torch.Tensor,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    value: float = 0.0,
+) -> torch.Tensor:
+    """Pad ``x`` as TF's "SAME" does for this kernel, stride and dilation (the extra pixel
+    of an odd total at the bottom and right); unchanged when no padding is needed."""
+    pad_h = _same_pad(x.shape[-2], kernel[0], stride[0], dilation[0])
+    pad_w = _same_pad(x.shape[-1], kernel[1], stride[1], dilation[1])
+    if pad_h or pad_w:
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2], value=value)
+    return x
+
+
+# The padding depends on the input's size, which torch.fx's symbolic trace does not know:
+# recorded as one call, it is worked out from the real size each time the graph runs
+# (torchvision's create_feature_extractor and every FX tool). timm does the same.
+torch.fx.wrap("pad_same")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
