@@ -62,11 +62,20 @@ def _diff(got: torch.Tensor, want: torch.Tensor, what: str) -> float:
 
 
 # -- the anatomy -----------------------------------------------------------------------------
+def dense(model: nn.Module) -> bool:
+    """A dense-prediction network (U-Net): a map of class scores, not a vector."""
+    return nets.get_spec(model.arch).family == "unet"
+
+
 def check_forward(model: nn.Module) -> None:
     x = example(model)
     with torch.no_grad():
         out = model(x)
-    assert out.shape == (1, model.head.fc.out_features), f"output shape {tuple(out.shape)}"
+    if dense(model):  # (N, classes, H, W): the input's size
+        want = (1, model.head.fc.out_channels, *x.shape[-2:])
+    else:
+        want = (1, model.head.fc.out_features)
+    assert out.shape == want, f"output shape {tuple(out.shape)}, expected {want}"
     assert torch.isfinite(out).all(), "non-finite logits"
 
 
@@ -100,9 +109,9 @@ def check_pre_logits(model: nn.Module) -> None:
     with torch.no_grad():
         pooled = model.forward_head(model.forward_features(example(model)), pre_logits=True)
     want = model.head.num_features
-    assert pooled.shape == (1, want), (
-        f"pre_logits shape {tuple(pooled.shape)}, expected (1, {want})"
-    )
+    # A dense network's pre-logits are the decoder's last map, (N, C, H, W).
+    got = pooled.shape[:2] if dense(model) and pooled.dim() == 4 else pooled.shape
+    assert got == (1, want), f"pre_logits shape {tuple(pooled.shape)}, expected (1, {want})"
 
 
 def check_reset_classifier(model: nn.Module) -> float:
@@ -121,7 +130,10 @@ def check_no_top(model: nn.Module) -> None:
     with torch.device("meta"):
         bare = nets.create_model(model.arch, include_top=False, pooling=None).eval()
         x = example(model).to("meta")
-        got, want = bare(x).shape, bare.forward_features(x).shape
+        got = bare(x).shape
+        # A dense network's top is its 1x1 classifier: without it, the decoder's last map.
+        maps = bare.forward_head(bare.forward_features(x), pre_logits=True)
+        want = maps.shape if dense(model) else bare.forward_features(x).shape
     assert got == want and len(got) == 4, f"include_top=False, pooling=None gave {tuple(got)}"
     assert got[1] == model.num_features, f"{got[1]} channels, num_features {model.num_features}"
 
