@@ -28,6 +28,7 @@ from . import (  # noqa: F401
     mobilenet_v2,
     mobilenet_v3,
     resnet,
+    resnet_v2,
     seresnet,
     unet,
     vgg,

@@ -14,7 +14,9 @@ the stride on the first 1x1 of each bottleneck, every conv with a bias (the stem
 the 7x7/2 conv unpadded (= padding 3), pads 1 with zeros then max-pools 3x3/2 unpadded (=
 padding 1: after the ReLU every value is >= 0, so zero and -inf padding give the same
 maxima), and its 3x3 convs are "same" at stride 1 (= padding 1). 25,583,592 parameters
-(Keras: 25,636,712 with BatchNorm's 53,120 moving statistics).
+(Keras: 25,636,712 with BatchNorm's 53,120 moving statistics). ``keras_resnet101`` and
+``keras_resnet152`` are Keras' ResNet101/ResNet152, the same options at those depths
+(44,601,832 and 60,268,520 parameters; Keras counts 44,707,176 and 60,419,944).
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _resnet(variant: tuple, **kwargs) -> ResNet:
 PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016"
 register_variants(RESNETS, _resnet, family="resnet", min_input_size=32, paper=PAPER)
 register_variants(
-    {"keras_resnet50": RESNETS["resnet50"]},
+    {f"keras_{n}": RESNETS[n] for n in ("resnet50", "resnet101", "resnet152")},
     _resnet,
     family="resnet",
     min_input_size=32,

@@ -39,6 +39,17 @@ KERAS_COUNTS = {
     "keras_xception": (22_910_480, 22_855_952, 54_528),
     "keras_inception_resnet_v2": (55_873_736, 55_813_192, 60_544),
 }
+# ResNet v2 and Keras' deeper ResNets: keras.applications.<App>(weights=None).count_params()
+# and its trainable weights (Keras 3.15); the parity tests are in tests/test_resnet_v2.py.
+KERAS_COUNTS.update(
+    {
+        "resnet50_v2": (25_613_800, 25_568_360, 45_440),
+        "resnet101_v2": (44_675_560, 44_577_896, 97_664),
+        "resnet152_v2": (60_380_648, 60_236_904, 143_744),
+        "keras_resnet101": (44_707_176, 44_601_832, 105_344),
+        "keras_resnet152": (60_419_944, 60_268_520, 151_424),
+    }
+)
 
 
 def _randomize_bn(model, seed: int = 0) -> None:

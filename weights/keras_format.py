@@ -34,7 +34,14 @@ from .keras_tensors import (  # noqa: F401  (this module's public names before t
     flatten_dense_kernel,
 )
 from .layouts import block_prefixes, register_layout
-from .registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, WeightTag, register
+from .registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocessing,
+    WeightTag,
+    default_tag,
+    register,
+)
 from .types import StateDict
 
 KERAS = "keras"
@@ -197,7 +204,8 @@ def _register_tags() -> None:
                         + "; top-1/top-5 from https://keras.io/api/applications/"
                     ),
                 ),
-                default=not notop and m.arch.startswith("keras_"),
+                # An arch with no other source's tag (keras_*, resnet50_v2) defaults to Keras'.
+                default=not notop and default_tag(m.arch) is None,
             )
 
 

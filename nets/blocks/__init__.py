@@ -21,3 +21,9 @@ from .xception import *  # noqa: F403
 from .xception import __all__ as _xception
 
 __all__ = [*_core, *_dense, *_inception, *_inception_v4, *_squeeze_excite, *_unet, *_xception]
+
+# ResNet v2's pre-activation bottleneck (kept as its own block for easy merges).
+from .preact import *  # noqa: E402, F403
+from .preact import __all__ as _preact  # noqa: E402
+
+__all__ += _preact
