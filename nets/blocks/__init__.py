@@ -13,6 +13,8 @@ from .inception import *  # noqa: F403
 from .inception import __all__ as _inception
 from .inception_v4 import *  # noqa: F403
 from .inception_v4 import __all__ as _inception_v4
+from .nasnet import *  # noqa: F403
+from .nasnet import __all__ as _nasnet
 from .squeeze_excite import *  # noqa: F403
 from .squeeze_excite import __all__ as _squeeze_excite
 from .unet import *  # noqa: F403
@@ -21,3 +23,4 @@ from .xception import *  # noqa: F403
 from .xception import __all__ as _xception
 
 __all__ = [*_core, *_dense, *_inception, *_inception_v4, *_squeeze_excite, *_unet, *_xception]
+__all__ += _nasnet  # NASNet-A's cells (issue 14)
