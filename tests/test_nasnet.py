@@ -229,3 +229,15 @@ def test_cells_on_their_own():
         assert reduction(out, x).shape == (1, 64, 4, 4)  # four of 16; ceil(7 / 2)
     with pytest.raises(ValueError, match="needs an adjust"):
         NASNetNormalCell(24, 16, 8, adjust=None)
+
+
+def test_multiply_adds_match_the_published_table():
+    # tensorflow.org's tf.keras.applications.nasnet table: 564 M (4 @ 1056 at 224) and 23.8 B
+    # (6 @ 4032 at 331) multiply-adds; counted on the meta device.
+    for arch, size, published, unit in (
+        ("keras_nasnet_mobile", 224, 564, 1e6),
+        ("keras_nasnet_large", 331, 238, 1e8),
+    ):
+        with torch.device("meta"):
+            macs = nets.count_macs(nets.create_model(arch), (1, 3, size, size))
+        assert round(macs / unit) == published, (arch, macs)
