@@ -27,6 +27,7 @@ from . import (  # noqa: F401
     mobilenet_v1,
     mobilenet_v2,
     mobilenet_v3,
+    nasnet,
     resnet,
     resnet_v2,
     seresnet,

@@ -8,7 +8,7 @@ per-family code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -221,6 +221,15 @@ class Network(nn.Module):
         self.check_input(x)
         return self.stages(self.stem(x))
 
+    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The stem, then each stage in turn, yielding each stage's output (no input check).
+        Feature extraction runs the stages through this; a family whose stages pass more than
+        one tensor along (NASNet's cells read the last two outputs) overrides it."""
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            yield x
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)
 
@@ -305,3 +314,15 @@ def drop_bn_scale(model: nn.Module) -> None:
         if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
             del m.weight
             m.register_parameter("weight", None)
+
+
+def stage_outputs(model: nn.Module, x: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``model.stage_outputs(x)`` for a ``Network``; for any other module with a ``stem`` and
+    ``stages``, the stem and then each stage in turn."""
+    if isinstance(model, Network):
+        yield from model.stage_outputs(x)
+        return
+    x = model.stem(x)
+    for stage in model.stages:
+        x = stage(x)
+        yield x

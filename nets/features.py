@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .base import stage_outputs
+
 
 class FeatureExtractor(nn.Module):
     """Runs a network's stem and stages up to the last one asked for, returning the maps of
@@ -32,12 +34,12 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         self.model.check_input(x)
-        x = self.model.stem(x)
         out = []
-        for i, stage in enumerate(self.model.stages[: self.indices[-1] + 1]):
-            x = stage(x)
+        for i, fmap in enumerate(stage_outputs(self.model, x)):
             if i in self.indices:
-                out.append(x)
+                out.append(fmap)
+            if i == self.indices[-1]:
+                break  # the later stages are not run
         return out
 
 

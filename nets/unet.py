@@ -24,7 +24,7 @@ returns the list of every stage's map (the skips and the bottom), shallowest fir
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +108,8 @@ class UNet(Network):
             super().__init__(in_chans=encoder.in_chans, min_input_size=encoder.min_input_size)
             norm = True if norm is None else norm
             self.stem, self.stages = encoder.stem, encoder.stages
+            # How the encoder runs its stages (NASNet's cells pass two maps along).
+            self._encoder_type = type(encoder)
             self.feature_info = list(encoder.feature_info)
             self.first_conv = encoder.first_conv
             resize = padding == "same" if resize_to_input is None else resize_to_input
@@ -142,12 +144,11 @@ class UNet(Network):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
         self.check_input(x)
-        x = self.stem(x)
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps  # shallowest first; the last is the bottom of the U
+        return list(self.stage_outputs(x))  # shallowest first; the last is the bottom of the U
+
+    def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        encoder_type = getattr(self, "_encoder_type", Network)
+        return encoder_type.stage_outputs(self, x)  # it reads only self.stem and self.stages
 
     def forward_head(  # type: ignore[override]
         self, features: Sequence[torch.Tensor], pre_logits: bool = False

@@ -14,7 +14,15 @@ from torch import nn
 import nets
 from nets.inference import InferenceModel, find_conv_bn_pairs, optimize_for_inference
 
-LARGE = ("vgg*", "*152*", "efficientnet_b[67]", "densenet161", "densenet201*", "inception_res*")
+LARGE = (
+    "vgg*",
+    "*152*",
+    "efficientnet_b[67]",
+    "densenet161",
+    "densenet201*",
+    "inception_res*",
+    "*nasnet*large",
+)
 
 
 def _all_models() -> list:
@@ -76,8 +84,9 @@ def _check(name: str, backend: str) -> None:
                 fast64(x.double()), exact, rtol=1e-6, atol=1e-6 * exact.abs().max().item()
             )
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.model.modules()) or (
-        nets.get_spec(name).family == "densenet"
-    )  # DenseNet's pre-activation BatchNorms read a concatenation, not a conv
+        nets.get_spec(name).family in ("densenet", "nasnet")
+    )  # DenseNet's pre-activation BatchNorms read a concatenation, not a conv; so does the
+    # BatchNorm of NASNet's factorized reduction (two 1x1 convs, concatenated)
     # The anatomy names the first conv of every family (what test_cuda_fast_path asks of
     # ResNet-50, whose stem has conv1 and no conv), and its weights are channels_last.
     first = fast.model.get_submodule(model.first_conv)

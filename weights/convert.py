@@ -16,6 +16,7 @@ from . import (  # noqa: F401
     keras_format,
     timm_inception,
     timm_mobilenet,
+    timm_nasnet,
     timm_seresnet,
     timm_xception,
     torchvision_densenet,

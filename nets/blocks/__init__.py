@@ -13,6 +13,10 @@ from .inception import *  # noqa: F403
 from .inception import __all__ as _inception
 from .inception_v4 import *  # noqa: F403
 from .inception_v4 import __all__ as _inception_v4
+from .nasnet import *  # noqa: F403
+from .nasnet import __all__ as _nasnet
+from .preact import *  # noqa: F403
+from .preact import __all__ as _preact
 from .squeeze_excite import *  # noqa: F403
 from .squeeze_excite import __all__ as _squeeze_excite
 from .unet import *  # noqa: F403
@@ -20,10 +24,14 @@ from .unet import __all__ as _unet
 from .xception import *  # noqa: F403
 from .xception import __all__ as _xception
 
-__all__ = [*_core, *_dense, *_inception, *_inception_v4, *_squeeze_excite, *_unet, *_xception]
-
-# ResNet v2's pre-activation bottleneck (kept as its own block for easy merges).
-from .preact import *  # noqa: E402, F403
-from .preact import __all__ as _preact  # noqa: E402
-
-__all__ += _preact
+__all__ = [
+    *_core,
+    *_dense,
+    *_inception,
+    *_inception_v4,
+    *_nasnet,
+    *_preact,
+    *_squeeze_excite,
+    *_unet,
+    *_xception,
+]

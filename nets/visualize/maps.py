@@ -13,6 +13,7 @@ from torch import nn
 
 import weights as wts
 
+from ..base import stage_outputs
 from .inputs import ImageLike, VisualizeError, prepare_image
 
 
@@ -80,12 +81,13 @@ def feature_maps(
         with torch.no_grad():
             if hasattr(model, "check_input"):  # a too-small input fails with its own message
                 model.check_input(x)
-            out, h = [], model.stem(x)
-            for i, stage in enumerate(model.stages[: chosen[-1] + 1]):
-                h = stage(h)
+            out = []
+            for i, h in enumerate(stage_outputs(model, x)):
                 if i in chosen:
                     # A copy: the next stage may start with an in-place op on its input.
                     out.append((i, h[0].float().cpu().clone()))
+                if i == chosen[-1]:
+                    break
     finally:
         model.train(was_training)
     result = []
