@@ -27,8 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import _same_pad
+from .core import pad_same
 from .xception import SeparableConvNormAct
+
+# pad_same reads the input's size: one recorded call under torch.fx (wrapped where it is
+# called, as core.py does), so FX tools trace the cells.
+torch.fx.wrap("pad_same")
 
 __all__ = [
     "FactorizedReduce",
@@ -114,8 +118,7 @@ class SamePool2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
-        ph, pw = _same_pad(x.shape[-2], k, s, 1), _same_pad(x.shape[-1], k, s, 1)
-        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], value=self.pad_value)
+        x = pad_same(x, (k, k), (s, s), (1, 1), self.pad_value)
         pool = F.max_pool2d if self.kind == "max" else F.avg_pool2d
         return pool(x, k, s)
 
