@@ -305,6 +305,7 @@ def test_a_palette_mask_is_class_indices(tmp_path):
         (["--model", "unet_resnet05"], ["unknown model 'resnet05'"]),
         (["--strategy", "linear-probe"], ["linear-probe makes no sense for segmentation"]),
         (["--task", "classification"], ["unet_lenet5 is a segmentation network"]),
+        (["--max-per-class", "3"], ["--max-per-class", "leave it out"]),
         (["--task", "detection"], ["--task"]),
     ],
 )  # fmt: skip
@@ -324,3 +325,20 @@ def test_no_classes_file(tmp_path, capsys):
     root = tiny_folder(tmp_path / "data")
     (root / "classes.txt").unlink()
     one_line(*run(capsys, *_fit(tmp_path, root)), "has no classes.txt")
+
+
+def test_shapes_is_generated_once_into_the_cache(tmp_path, monkeypatch, capsys):
+    import train.demo
+    from train.segmentation import shapes_folder
+
+    monkeypatch.setenv(wts.store.CACHE_ENV, str(tmp_path / "cache"))
+    small = lambda root: write_segmentation_folder(root, n_train=3, n_val=2, size=32)  # noqa: E731
+    monkeypatch.setattr(train.demo, "write_segmentation_folder", small)
+    root = shapes_folder()
+    assert "generated the shapes segmentation set" in capsys.readouterr().out
+    assert root.parent.parent == tmp_path / "cache"
+    assert len(list((root / "train" / "masks").iterdir())) == 3
+    assert [p.name for p in root.parent.iterdir()] == [root.name]  # no temporary left
+    assert shapes_folder() == root and capsys.readouterr().out == ""  # the second: as is
+    data = load_seg_data("shapes")
+    assert data.classes == list(SHAPE_CLASSES) and len(data.val) == 2

@@ -74,7 +74,9 @@ class TrainConfig:
         "digits",
         "an image folder (class sub-folders, or train/ beside val/, valid/, validation/ "
         "or test/ that hold them), a CSV of "
-        "path,label, or 'digits' (the bundled 1,797 8x8 handwritten digits)",
+        "path,label, or 'digits' (the bundled 1,797 8x8 handwritten digits); with --task "
+        "segmentation a folder of images/, masks/ and classes.txt (or train/ and val/ that "
+        "hold them), or 'shapes' (generated on first use)",
     )
     strategy: str = _opt("auto", "how to use the network", choices=STRATEGIES)
     weights: str | None = _opt(
@@ -283,6 +285,9 @@ def _check_task(config: TrainConfig, family: str) -> None:
                 "--strategy linear-probe makes no sense for segmentation (it trains one "
                 "label per image): use feature-extract (frozen encoder), fine-tune or scratch"
             )
+        if config.max_per_class is not None:
+            raise TrainError("--max-per-class counts images per class label; a segmentation "
+                             "image has no single class: leave it out")  # fmt: skip
         if config.data == "digits":
             raise TrainError(
                 "--task segmentation needs --data: a folder of images/, masks/ and "
