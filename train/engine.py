@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 import weights as wts
-from weights.preprocess import channel_stats
 
 from . import checkpoint as ckpt
 from . import segmentation as seg
@@ -808,7 +807,7 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
         write_json(out / METRICS, {k: v for k, v in results.items() if k != "history"})
         if plan.segmentation:
             plot_curves(state.history, out, metric=("miou", ("train_miou", "val_miou")))
-            plot_segmentation(*seg_examples(model, loaders.val, ctx.device),
+            plot_segmentation(*seg.examples(model, loaders.val, ctx.device),
                               data.classes, out / "segmentation.png")  # fmt: skip
             plots = "loss.png, miou.png, segmentation.png"
             print(f"best epoch {state.best_epoch}: "
@@ -844,19 +843,6 @@ def final_metrics(plan: RunPlan, final: dict, classes: list[str]) -> dict:
         "top5": final["top5"],
         "per_class": dict(zip(classes, final["per_class"], strict=True)),
     }
-
-
-@torch.no_grad()
-def seg_examples(model: nn.Module, val: torch.utils.data.DataLoader, device: torch.device,
-                 n: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """The first ``n`` validation images (back in [0, 1] for display), their masks and the
-    model's predictions."""
-    x, y, _ = next(iter(val))
-    x, y = x[:n], y[:n]
-    pred = model(x.to(device)).argmax(1).cpu()
-    mean, std = channel_stats(model.pretrained_cfg.preprocessing, model.in_chans)
-    shown = x * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
-    return shown.clamp(0, 1), y, pred
 
 
 def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:

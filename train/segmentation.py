@@ -413,6 +413,20 @@ class SegMeter:
         }
 
 
+@torch.no_grad()
+def examples(
+    model: nn.Module, val: torch.utils.data.DataLoader, device: torch.device, n: int = 4
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first ``n`` validation images (back in [0, 1] for display), their masks and the
+    model's predictions."""
+    x, y, _ = next(iter(val))
+    x, y = x[:n], y[:n]
+    pred = model(x.to(device)).argmax(1).cpu()
+    mean, std = channel_stats(model.pretrained_cfg.preprocessing, model.in_chans)
+    shown = x * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
+    return shown.clamp(0, 1), y, pred
+
+
 def format_seg_metrics(metrics: dict, classes: list[str]) -> str:
     lines = [
         f"mean IoU {metrics['miou']:.2%}  pixel accuracy {metrics['pixel_acc']:.2%}  "
