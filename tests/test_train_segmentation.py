@@ -342,3 +342,13 @@ def test_shapes_is_generated_once_into_the_cache(tmp_path, monkeypatch, capsys):
     assert shapes_folder() == root and capsys.readouterr().out == ""  # the second: as is
     data = load_seg_data("shapes")
     assert data.classes == list(SHAPE_CLASSES) and len(data.val) == 2
+
+
+def test_a_folder_without_splits_is_split_by_seeded_fraction(tmp_path):
+    root = tiny_folder(tmp_path / "data", n=5)
+    a = load_seg_data(str(root), val_split=0.4, seed=3)
+    assert (len(a.train), len(a.val)) == (3, 2)
+    assert not {i for i, _ in a.train} & {i for i, _ in a.val}
+    assert all(Path(i).stem == Path(m).stem for i, m in a.train + a.val)
+    b = load_seg_data(str(root), val_split=0.4, seed=3)
+    assert a.val == b.val and "seed 3" in a.validation

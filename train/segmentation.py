@@ -213,8 +213,9 @@ def load_seg_data(
     if TRAIN_NAME in splits and held is not None:
         train, val = _pairs(splits[TRAIN_NAME]), _pairs(held)
         validation = f"{held.name}/"
-    else:
-        pairs = _pairs(root)
+    else:  # images/ and masks/ in DIR (or in train/ alone): split by fraction
+        base = splits.get(TRAIN_NAME, root)
+        pairs = _pairs(base)
         random.Random(seed).shuffle(pairs)
         n_val = min(max(1, round(len(pairs) * val_split)), len(pairs) - 1)
         if n_val < 1:
