@@ -37,10 +37,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
-    rows = predict(args.checkpoint, args.images, output=args.output, top=args.top)
+    rows = predict(args.checkpoint, args.images, output=args.output, top=args.top, masks=args.masks)
     for row in rows:
-        print(f"{row['path']}: {row['prediction'] or 'unreadable'} {row['confidence']}")
-    print(f"wrote {args.output}")
+        if "mask" in row:  # a segmentation checkpoint
+            print(f"{row['path']}: {row['mask'] or 'unreadable'} {row['classes']}")
+        else:
+            print(f"{row['path']}: {row['prediction'] or 'unreadable'} {row['confidence']}")
+    print(f"wrote {args.output}" + (f" and the masks in {args.masks}/" if rows and
+                                     "mask" in rows[0] else ""))  # fmt: skip
     return 0
 
 
@@ -81,12 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(run=_cmd_eval)
 
-    p = sub.add_parser("predict", help="classify images with a trained model (writes a CSV)",
+    p = sub.add_parser("predict", help="classify images (writes a CSV) or segment them (mask "
+                       "PNGs and a CSV) with a trained model",
                        formatter_class=fmt)  # fmt: skip
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.safetensors")
     p.add_argument("--output", default="predictions.csv", help="CSV to write")
     p.add_argument("--top", type=int, default=5, help="classes listed per image")
+    p.add_argument(
+        "--masks", default="predicted_masks",
+        help="segmentation checkpoints: folder for the predicted masks (palette PNGs, one per "
+        "image, at its size)",
+    )  # fmt: skip
     p.set_defaults(run=_cmd_predict)
 
     p = sub.add_parser("demo", help="LeNet-5 from scratch and EfficientNet-Lite0 (linear probe) "

@@ -109,11 +109,21 @@ class TrainState:
 
 
 def check_resume(
-    state: dict, model_name: str, classes: list[str], in_chans: int | None = None
+    state: dict,
+    model_name: str,
+    classes: list[str],
+    in_chans: int | None = None,
+    *,
+    task: str = "classification",
 ) -> None:
-    """A resumed run must train the same architecture on the same classes (and, once the
-    model is built, ``in_chans`` input channels)."""
+    """A resumed run must train the same architecture for the same task on the same classes
+    (and, once the model is built, ``in_chans`` input channels)."""
     cfg = state.get("config", {})
+    # A checkpoint from before the task option was a classifier's.
+    if cfg.get("task", "classification") != task:
+        raise TrainError(
+            f"--resume: the checkpoint's run is {cfg.get('task', 'classification')}, not {task}"
+        )
     if cfg.get("model") != model_name:
         raise TrainError(
             f"--resume: the checkpoint trains {cfg.get('model')!r}, not {model_name!r}"

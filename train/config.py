@@ -13,6 +13,7 @@ from typing import Any
 from .errors import TrainError
 
 STRATEGIES = ("auto", "linear-probe", "feature-extract", "fine-tune", "scratch")
+TASKS = ("classification", "segmentation")
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,20 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:
 class TrainConfig:
     """Everything ``train.fit`` needs; each field is a ``--option`` of ``python -m train fit``."""
 
+    task: str = _opt(
+        "classification",
+        "classification (one label per image), or segmentation (a class per pixel: a U-Net, "
+        "DATA a folder of images/, masks/ and classes.txt, or 'shapes')",
+        choices=TASKS,
+    )
     model: str = _opt("lenet5", "registered model name (python -m nets list)")
     data: str = _opt(
         "digits",
         "an image folder (class sub-folders, or train/ beside val/, valid/, validation/ "
         "or test/ that hold them), a CSV of "
-        "path,label, or 'digits' (the bundled 1,797 8x8 handwritten digits)",
+        "path,label, or 'digits' (the bundled 1,797 8x8 handwritten digits); with --task "
+        "segmentation a folder of images/, masks/ and classes.txt (or train/ and val/ that "
+        "hold them), or 'shapes' (generated on first use)",
     )
     strategy: str = _opt("auto", "how to use the network", choices=STRATEGIES)
     weights: str | None = _opt(
@@ -90,6 +99,17 @@ class TrainConfig:
         f"{_warmup_help()})",
     )
     label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy")
+    dice_weight: float = _opt(
+        0.5, "segmentation: loss = cross-entropy + this x soft Dice loss (0: cross-entropy only)"
+    )
+    ignore_index: int = _opt(
+        255, "segmentation: the mask value of unlabelled pixels (no loss, not scored)"
+    )
+    input_size: int | None = _opt(
+        None,
+        "segmentation: images and masks are trained and scored at this size x size (default: "
+        "the first training image's longer side, rounded up to a multiple of 32)",
+    )
     accum_steps: int = _opt(1, "gradient accumulation: optimizer step every N batches")
     clip_grad: float = _opt(0.0, "clip the gradient norm to this value (0: off)")
     amp: str = _opt(
@@ -203,6 +223,11 @@ _RULES: tuple[tuple[str, Any, str, str], ...] = (
     ("num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0", " (0: the main process)"),
     ("unfreeze_from", _is_int, "a stage index", " (or none: the whole network)"),
     ("backbone_lr_mult", lambda v: _is_number(v) and v >= 0, "a number >= 0", ""),
+    ("dice_weight", lambda v: _is_number(v) and v >= 0, "a number >= 0",
+     " (0: cross-entropy only)"),
+    ("ignore_index", lambda v: _is_int(v) and v >= 0, "an integer >= 0", ""),
+    ("input_size", lambda v: _is_int(v) and v >= 1, "a positive integer",
+     " (or none: from the data)"),
     ("cache_memory", lambda v: _is_number(v) and v >= 0, "a number of GiB >= 0",
      " (0: always stream from disk; omit it for a quarter of the RAM)"),
 )  # fmt: skip
@@ -242,8 +267,37 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_device(config.device)
     import nets  # an unknown model is reported now, with the close names, not after the data
 
-    nets.get_spec(config.model)
+    spec = nets.get_spec(config.model)
+    _check_task(config, spec.family)
     return config
+
+
+def _check_task(config: TrainConfig, family: str) -> None:
+    """A U-Net is for segmentation and segmentation needs one; a linear probe (one class per
+    image from pooled features) has no meaning for a map of classes."""
+    if config.task == "segmentation":
+        if family != "unet":
+            raise TrainError(
+                f"--task segmentation needs a U-Net (unet or unet_<model>), got {config.model}"
+            )
+        if config.strategy == "linear-probe":
+            raise TrainError(
+                "--strategy linear-probe makes no sense for segmentation (it trains one "
+                "label per image): use feature-extract (frozen encoder), fine-tune or scratch"
+            )
+        if config.max_per_class is not None:
+            raise TrainError("--max-per-class counts images per class label; a segmentation "
+                             "image has no single class: leave it out")  # fmt: skip
+        if config.data == "digits":
+            raise TrainError(
+                "--task segmentation needs --data: a folder of images/, masks/ and "
+                "classes.txt, or 'shapes' (generated on first use)"
+            )
+    elif family == "unet":
+        raise TrainError(
+            f"{config.model} is a segmentation network (a class per pixel): pass --task "
+            "segmentation"
+        )
 
 
 def _check_device(device: object) -> None:

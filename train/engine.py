@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -19,6 +20,7 @@ from torch import nn
 import weights as wts
 
 from . import checkpoint as ckpt
+from . import segmentation as seg
 from .augment import Augment, inspect_images, resolve_augment
 from .config import DEFAULTS, TrainConfig, validate
 from .datasets import default_workers, load_data
@@ -26,14 +28,23 @@ from .errors import OUT_OF_MEMORY, TrainError
 from .features import cache_info, cached_features, default_cache_dir
 from .loop import Step, Throughput, batches, evaluate, train_epoch
 from .memory_cache import image_data
-from .report import append_jsonl, format_metrics, plot_confusion, plot_curves, write_json
+from .report import (
+    append_jsonl,
+    format_metrics,
+    plot_confusion,
+    plot_curves,
+    plot_segmentation,
+    write_json,
+)
 from .strategy import (
     apply_freezing,
     build_model,
+    choose_segmentation_strategy,
     choose_strategy,
     has_default_weights,
     param_groups,
     starting_weights,
+    unet_encoder,
 )
 
 LOG = "log.jsonl"
@@ -213,6 +224,7 @@ def _quick_probe(model, pre, data, cfg, ctx, dtype, workers) -> float:
 # Every file a run writes into --out; --overwrite deletes exactly these.
 RUN_FILES = (
     ckpt.CHECKPOINT, ckpt.BEST, LOG, METRICS, "loss.png", "accuracy.png", "confusion.png",
+    "miou.png", "segmentation.png",
 )  # fmt: skip
 
 
@@ -304,10 +316,16 @@ class RunPlan:
     channels_last: bool
     resumed: dict | None = None  # the checkpoint read for --resume
     model: nn.Module | None = None  # auto's probed backbone, kept for a linear probe
+    segmentation: bool = False
+    input_size: int | None = None  # segmentation: images and masks are size x size
 
     @property
     def probe(self) -> bool:
         return self.strategy == "linear-probe"
+
+    def score(self, record: dict) -> float:
+        """What "best epoch" means: validation mean IoU, or top-1."""
+        return record["val_miou"] if self.segmentation else record["val_top1"]
 
 
 def _resume_folder(cfg: TrainConfig) -> Path:
@@ -331,11 +349,15 @@ def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPl
     strategy, reason, resumed, model = cfg.strategy, "asked for", None, None
     if cfg.resume:
         resumed = ckpt.load_checkpoint(_resume_folder(cfg) / ckpt.CHECKPOINT)
-        ckpt.check_resume(resumed, cfg.model, data.classes)
+        ckpt.check_resume(resumed, cfg.model, data.classes, task=cfg.task)
         if cfg.strategy not in ("auto", resumed["strategy"]):
             _say(ctx, f"resume: the checkpoint trains {resumed['strategy']}; "
                       f"--strategy {cfg.strategy} is ignored")  # fmt: skip
         strategy, reason = resumed["strategy"], "the resumed run's"
+    elif strategy == "auto" and cfg.task == seg.SEGMENTATION:
+        with_weights = cfg.weights is not None or has_default_weights(cfg.model)
+        strategy, reason = choose_segmentation_strategy(len(data.train), with_weights)
+        _say(ctx, f"auto: chose {strategy}: {reason}")
     elif strategy == "auto":
         per_class = min(data.counts("train"))
         with_weights = cfg.weights is not None or has_default_weights(cfg.model)
@@ -380,6 +402,10 @@ def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPl
         channels_last=ctx.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last,
         resumed=resumed,
         model=model,
+        segmentation=cfg.task == seg.SEGMENTATION,
+        input_size=(cfg.input_size or seg.default_input_size(data))
+        if cfg.task == seg.SEGMENTATION
+        else None,
     )
 
 
@@ -390,7 +416,14 @@ def build_network(cfg: TrainConfig, plan: RunPlan, ctx: Context, n_classes: int)
     aux = cfg.aux_weight > 0 and not plan.probe
     model = plan.model or build_model(cfg.model, n_classes, plan.weights, aux=aux)
     pre = model.pretrained_cfg.preprocessing  # the weights', else the family's default
-    freezing = apply_freezing(model, plan.strategy, cfg.unfreeze_from, cfg.freeze_bn)
+    if plan.segmentation:
+        if plan.input_size < model.min_input_size:
+            raise TrainError(f"--input-size {plan.input_size} is below {cfg.model}'s smallest "
+                             f"input, {model.min_input_size}")  # fmt: skip
+        # Trained and scored at size x size: predict resizes to it, from the checkpoint.
+        pre = dataclasses.replace(pre, input_size=plan.input_size, resize_size=plan.input_size)
+    freezing = apply_freezing(model, plan.strategy, cfg.unfreeze_from, cfg.freeze_bn,
+                              head_bn_trains=plan.segmentation)  # fmt: skip
     model.to(ctx.device)
     if plan.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -439,6 +472,23 @@ def make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run) -> Loade
         val_ds = torch.utils.data.TensorDataset(feats["val_x"], feats["val_y"].long())
         loader_kw = dict(collate_fn=_tensor_collate, num_workers=0, pin_memory=pin)
         net = model.get_classifier()
+    elif plan.segmentation:
+        augment = seg.seg_augment(cfg.augment)
+        _say(ctx, f"augment: {augment.describe()}: {augment.reason}; at {plan.input_size}x"
+                  f"{plan.input_size}")  # fmt: skip
+        args = (pre, plan.input_size)
+        train_ds = seg.SegDataset(
+            data.train, seg.joint_transform(*args, augment, cfg.ignore_index, model.in_chans),
+            model.in_chans,
+        )  # fmt: skip
+        val_ds = seg.SegDataset(
+            data.val, seg.joint_transform(*args, None, cfg.ignore_index, model.in_chans),
+            model.in_chans,
+        )  # fmt: skip
+        in_memory = False  # masks and images are read from disk every epoch
+        loader_kw = dict(collate_fn=seg.seg_collate, num_workers=workers, pin_memory=pin,
+                         persistent_workers=workers > 0)  # fmt: skip
+        net = model
     else:
         stats = inspect_images(data.train)  # a few dozen headers, no decoding
         augment = resolve_augment(cfg.augment, stats, min(data.counts("train")))
@@ -507,7 +557,7 @@ def make_step(cfg, plan, ctx, model, loaders, dtype) -> tuple[Step, nn.Module]: 
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(ctx.device.type, enabled=dtype == torch.float16),
-        criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        criterion=criterion(cfg, plan, cfg.label_smoothing),
         trainable=[p for p in model.parameters() if p.requires_grad],
         accum=cfg.accum_steps,
         clip_grad=cfg.clip_grad,
@@ -515,6 +565,51 @@ def make_step(cfg, plan, ctx, model, loaders, dtype) -> tuple[Step, nn.Module]: 
         dtype=dtype,
     )
     return step, net
+
+
+def criterion(cfg: TrainConfig, plan: RunPlan, label_smoothing: float = 0.0) -> nn.Module:
+    """The loss: cross-entropy, or for segmentation cross-entropy + Dice (both ignoring
+    unlabelled pixels)."""
+    if plan.segmentation:
+        return seg.DiceCELoss(cfg.dice_weight, cfg.ignore_index, label_smoothing)
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+def new_meter(cfg: TrainConfig, plan: RunPlan, n_classes: int):  # noqa: ANN201
+    """The epoch's metric accumulator: ``None`` is the classification ``Meter``."""
+    return seg.SegMeter(n_classes, cfg.ignore_index) if plan.segmentation else None
+
+
+def epoch_metrics(plan: RunPlan, train: dict, val: dict) -> dict:
+    """The task's figures of an epoch, for the log and the history."""
+    if plan.segmentation:
+        return {
+            "train_loss": train["loss"],
+            "train_pixel_acc": train["pixel_acc"],
+            "train_miou": train["miou"],
+            "val_loss": val["loss"],
+            "val_pixel_acc": val["pixel_acc"],
+            "val_miou": val["miou"],
+        }
+    return {
+        "train_loss": train["loss"],
+        "train_top1": train["top1"],
+        "val_loss": val["loss"],
+        "val_top1": val["top1"],
+        "val_top5": val["top5"],
+    }
+
+
+def epoch_line(plan: RunPlan, r: dict) -> str:
+    if plan.segmentation:
+        return (
+            f"train loss {r['train_loss']:.4f} mIoU {r['train_miou']:.2%}  val loss "
+            f"{r['val_loss']:.4f} mIoU {r['val_miou']:.2%} pixel acc {r['val_pixel_acc']:.2%}"
+        )
+    return (
+        f"train loss {r['train_loss']:.4f} top-1 {r['train_top1']:.2%}  val loss "
+        f"{r['val_loss']:.4f} top-1 {r['val_top1']:.2%} top-5 {r['val_top5']:.2%}"
+    )
 
 
 def _tracked(data, run: RunState, epoch: int):  # noqa: ANN001, ANN202
@@ -571,14 +666,16 @@ def run_epoch(cfg, ctx, plan, data, model, freezing, loaders, step, eval_net, st
         train = train_epoch(
             step, _tracked(feed, run, epoch), len(data.classes), ctx.device,
             check_finite=check_finite, on_batch=on_batch,
+            meter=new_meter(cfg, plan, len(data.classes)),
         )  # fmt: skip
     finally:
         bar.close()  # before any error's one line: a half-drawn bar would precede it
     freezing.set_train_mode(model, False)
     run.where = f"validating epoch {epoch + 1}"
     val, bad_val = evaluate(
-        eval_net, loaders.val, len(data.classes), ctx.device, criterion=nn.CrossEntropyLoss(),
+        eval_net, loaders.val, len(data.classes), ctx.device, criterion=criterion(cfg, plan),
         dtype=step.dtype, channels_last=plan.channels_last, strict=cfg.strict,
+        meter=new_meter(cfg, plan, len(data.classes)),
     )  # fmt: skip
     skipped = _all_names(ctx, skipped)
     bad_val = _all_names(ctx, bad_val)
@@ -594,11 +691,7 @@ def run_epoch(cfg, ctx, plan, data, model, freezing, loaders, step, eval_net, st
     return (
         {
             "epoch": epoch + 1,
-            "train_loss": train["loss"],
-            "train_top1": train["top1"],
-            "val_loss": val["loss"],
-            "val_top1": val["top1"],
-            "val_top5": val["top5"],
+            **epoch_metrics(plan, train, val),
             "lr": step.optimizer.param_groups[-1]["lr"],
             "skipped": len(skipped | bad_val),
             "seconds": round(time.time() - t0, 3),
@@ -619,13 +712,16 @@ def save_epoch(cfg, ctx, plan, data, model, pre, step, state, record, run) -> No
     log line. Only the main process writes."""
     state.history.append(record)
     state.epoch = record["epoch"]
-    if record["val_top1"] > state.best_top1:
-        state.best_top1, state.best_epoch, state.bad_epochs = record["val_top1"], state.epoch, 0
+    # best_top1 holds the best score: top-1, or mean IoU for segmentation.
+    score = plan.score(record)
+    if score > state.best_top1:
+        state.best_top1, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+        key = "val_miou" if plan.segmentation else "val_top1"
         if ctx.is_main:
             ckpt.export_model(
                 model, plan.out / ckpt.BEST, classes=data.classes, preprocessing=pre,
                 extra={"strategy": plan.strategy, "epoch": str(state.epoch),
-                       "val_top1": repr(record["val_top1"]), "train_config": cfg.to_json()},
+                       key: repr(score), "train_config": cfg.to_json()},
             )  # fmt: skip
     else:
         state.bad_epochs += 1
@@ -639,9 +735,7 @@ def save_epoch(cfg, ctx, plan, data, model, pre, step, state, record, run) -> No
     run.epoch_saved = state.epoch
     append_jsonl(plan.out / LOG, record)
     print(
-        f"epoch {state.epoch}/{plan.epochs}  train loss {record['train_loss']:.4f} "
-        f"top-1 {record['train_top1']:.2%}  val loss {record['val_loss']:.4f} "
-        f"top-1 {record['val_top1']:.2%} top-5 {record['val_top5']:.2%}  "
+        f"epoch {state.epoch}/{plan.epochs}  {epoch_line(plan, record)}  "
         f"({record['seconds']:.1f}s, {record['train_images_per_s']:.0f} img/s, "
         f"data wait {record['data_wait']:.0%})",
         flush=True,
@@ -656,8 +750,8 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
     run.where = "in the final evaluation"
     final, bad_val = evaluate(
         loaders.net, loaders.val, len(data.classes), ctx.device,
-        criterion=nn.CrossEntropyLoss(), dtype=step.dtype, channels_last=plan.channels_last,
-        strict=cfg.strict,
+        criterion=criterion(cfg, plan), dtype=step.dtype, channels_last=plan.channels_last,
+        strict=cfg.strict, meter=new_meter(cfg, plan, len(data.classes)),
     )  # fmt: skip
     bad_val = _all_names(ctx, bad_val)
     n = len(data.classes)
@@ -678,10 +772,9 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
         "strategy": plan.strategy,
         "reason": plan.reason,
         "weights": plan.weights,
+        "task": cfg.task,
         "classes": data.classes,
-        "top1": final["top1"],
-        "top5": final["top5"],
-        "per_class": dict(zip(data.classes, final["per_class"], strict=True)),
+        **final_metrics(plan, final, data.classes),
         "confusion": final["confusion"],
         "val_images": final["count"],
         "validation": data.validation,
@@ -712,9 +805,18 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
     if ctx.is_main:
         out = plan.out
         write_json(out / METRICS, {k: v for k, v in results.items() if k != "history"})
-        plot_curves(state.history, out)
-        plot_confusion(final["confusion"], data.classes, out / "confusion.png")
-        print(f"best epoch {state.best_epoch}: " + format_metrics(final, data.classes))
+        if plan.segmentation:
+            plot_curves(state.history, out, metric=("miou", ("train_miou", "val_miou")))
+            plot_segmentation(*seg.examples(model, loaders.val, ctx.device),
+                              data.classes, out / "segmentation.png")  # fmt: skip
+            plots = "loss.png, miou.png, segmentation.png"
+            print(f"best epoch {state.best_epoch}: "
+                  + seg.format_seg_metrics(final, data.classes))  # fmt: skip
+        else:
+            plot_curves(state.history, out)
+            plot_confusion(final["confusion"], data.classes, out / "confusion.png")
+            plots = "loss.png, accuracy.png, confusion.png"
+            print(f"best epoch {state.best_epoch}: " + format_metrics(final, data.classes))
         if timing.images:
             bound = "loading data" if timing.bound == "data" else "the training step"
             print(f"training ran at {timing.images_per_s:.0f} img/s, bound by {bound} "
@@ -723,9 +825,24 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
             where = ", ".join(f"{c}: {k}" for c, k in skipped_per_class.items())
             print(f"warning: {results['skipped_images']} unreadable image(s) were skipped "
                   f"({where})")  # fmt: skip
-        print(f"wrote {out}/: {ckpt.CHECKPOINT}, {ckpt.BEST}, {LOG}, {METRICS}, "
-              "loss.png, accuracy.png, confusion.png")  # fmt: skip
+        print(f"wrote {out}/: {ckpt.CHECKPOINT}, {ckpt.BEST}, {LOG}, {METRICS}, {plots}")
     return results
+
+
+def final_metrics(plan: RunPlan, final: dict, classes: list[str]) -> dict:
+    """The summary's figures: top-1/top-5/per-class accuracy, or pixel accuracy and IoU."""
+    if plan.segmentation:
+        return {
+            "miou": final["miou"],
+            "pixel_acc": final["pixel_acc"],
+            "iou": dict(zip(classes, final["iou"], strict=True)),
+            "val_pixels": final["pixels"],
+        }
+    return {
+        "top1": final["top1"],
+        "top5": final["top5"],
+        "per_class": dict(zip(classes, final["per_class"], strict=True)),
+    }
 
 
 def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
@@ -737,9 +854,14 @@ def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
     if cfg.strategy in ("linear-probe", "auto"):
         wts.check_writable(cfg.cache_dir or default_cache_dir(), "--cache-dir")
     torch.manual_seed(cfg.seed)
-    data = load_data(
-        cfg.data, val_split=cfg.val_split, seed=cfg.seed, max_per_class=cfg.max_per_class
-    )
+    if cfg.task == seg.SEGMENTATION:
+        data = seg.load_seg_data(
+            cfg.data, val_split=cfg.val_split, seed=cfg.seed, ignore_index=cfg.ignore_index
+        )
+    else:
+        data = load_data(
+            cfg.data, val_split=cfg.val_split, seed=cfg.seed, max_per_class=cfg.max_per_class
+        )
     workers = default_workers(cfg.num_workers, ctx.device)
     dtype = amp_dtype(cfg.amp, ctx.device)
     plan = plan_run(cfg, ctx, data, workers, dtype)
@@ -753,7 +875,7 @@ def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
     run.checkpoint = plan.out / ckpt.CHECKPOINT
     state = ckpt.TrainState(strategy=plan.strategy)
     if plan.resumed is not None:
-        ckpt.check_resume(plan.resumed, cfg.model, data.classes, model.in_chans)
+        ckpt.check_resume(plan.resumed, cfg.model, data.classes, model.in_chans, task=cfg.task)
         parts = {"model": model, "optimizer": step.optimizer, "scheduler": step.scheduler,
                  "scaler": step.scaler}  # fmt: skip
         ckpt.TrainState.restore(plan.resumed, parts)
@@ -762,7 +884,8 @@ def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
         _say(ctx, f"resuming {plan.out} after epoch {state.epoch}")
     _say(
         ctx,
-        f"{cfg.model} | {plan.strategy} | weights {plan.weights or 'none (random init)'} | "
+        f"{cfg.model} | {plan.strategy} | weights {plan.weights or 'none (random init)'}"
+        f"{' (the encoder' + chr(39) + 's)' if plan.weights and unet_encoder(cfg.model) else ''} | "
         f"{len(data.train)} train / {len(data.val)} val images ({data.validation}), "
         f"{len(data.classes)} classes | {ctx.world} process(es) on {ctx.device}"
         + (f" | {dtype}".replace("torch.", "") if dtype else ""),

@@ -132,14 +132,16 @@ def train_epoch(
     check_finite: Callable[[torch.Tensor, int], None],
     on_batch: Callable[[int, float], None] | None = None,
     max_steps: int | None = None,
+    meter: Meter | None = None,
 ) -> dict:
     """Train over ``data`` (from ``batches``) and return the epoch's training metrics.
 
     Gradients are accumulated over ``step.accum`` batches; a last, shorter group steps too.
     ``check_finite(loss, i)`` stops the run on a non-finite loss before it reaches the
     weights; ``on_batch(i, loss)`` reports progress; ``max_steps`` ends the epoch early
-    (the loop's benchmark)."""
-    meter = Meter(num_classes)
+    (the loop's benchmark); ``meter`` replaces the classification ``Meter`` (segmentation's
+    ``SegMeter`` has the same ``update``/``all_reduce``/``result``)."""
+    meter = meter if meter is not None else Meter(num_classes)
     step.optimizer.zero_grad(set_to_none=True)
     pending = 0
     for i, (x, y) in enumerate(data):
@@ -185,10 +187,11 @@ def evaluate(
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
     strict: bool = False,
+    meter: Meter | None = None,
 ) -> tuple[dict, set[str]]:
-    """Metrics over ``loader`` (summed over processes); returns them and the names of the
-    unreadable images skipped."""
-    meter = Meter(num_classes)
+    """Metrics over ``loader`` (summed over processes, into ``meter`` when given); returns
+    them and the names of the unreadable images skipped."""
+    meter = meter if meter is not None else Meter(num_classes)
     skipped: set[str] = set()
     for x, y in batches(loader, device, channels_last=channels_last, strict=strict,
                         skipped=skipped):  # fmt: skip

@@ -8,11 +8,17 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms import v2
 
 import nets
 import weights as wts
+from nets.errors import NetsError
+from nets.images import load_image
+from weights.preprocess import channel_stats
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
@@ -25,6 +31,17 @@ from .datasets import (
 )
 from .errors import TrainError
 from .report import format_metrics
+from .segmentation import (
+    SEGMENTATION,
+    DiceCELoss,
+    SegDataset,
+    SegMeter,
+    format_seg_metrics,
+    joint_transform,
+    load_seg_data,
+    mask_image,
+    seg_collate,
+)
 
 
 def load_trained(path: str | os.PathLike) -> tuple[nn.Module, list[str], wts.Preprocessing, dict]:
@@ -105,6 +122,8 @@ def evaluate_checkpoint(
     model, classes, pre, config = load_trained(path)
     # A run's stored options may come from another version of the trainer: read leniently.
     cfg = TrainConfig.from_dict(config, strict=False) if config else TrainConfig()
+    if cfg.task == SEGMENTATION:
+        return _evaluate_segmentation(model, classes, pre, cfg, data, batch_size)
     items, where = load_eval_data(
         data, classes, split=split, val_split=cfg.val_split, seed=cfg.seed,
         max_per_class=cfg.max_per_class,
@@ -121,6 +140,38 @@ def evaluate_checkpoint(
     if skipped:
         summary += f" ({len(skipped)} unreadable, skipped)"
     metrics["report"] = summary + "\n" + format_metrics(metrics, classes, empty="no images")
+    return metrics
+
+
+def _evaluate_segmentation(
+    model: nn.Module,
+    classes: list[str],
+    pre: wts.Preprocessing,
+    cfg: TrainConfig,
+    data: str,
+    batch_size: int,
+) -> dict:
+    """Mean IoU, pixel accuracy and per-class IoU on the validation part of a segmentation
+    folder (its val/, or the run's seeded split), at the training size."""
+    from .loop import evaluate
+
+    split = load_seg_data(data, val_split=cfg.val_split, seed=cfg.seed,
+                          ignore_index=cfg.ignore_index)  # fmt: skip
+    if split.classes != classes:
+        raise TrainError(f"data {data!r} has classes {split.classes}, the model {classes}")
+    transform = joint_transform(pre, pre.input_size, None, cfg.ignore_index, model.in_chans)
+    loader = torch.utils.data.DataLoader(
+        SegDataset(split.val, transform, model.in_chans), batch_size=batch_size,
+        collate_fn=seg_collate,
+    )  # fmt: skip
+    metrics, _ = evaluate(
+        model, loader, len(classes), torch.device("cpu"),
+        criterion=DiceCELoss(cfg.dice_weight, cfg.ignore_index),
+        meter=SegMeter(len(classes), cfg.ignore_index),
+    )  # fmt: skip
+    metrics["classes"] = classes
+    metrics["scored"] = f"the validation part of {data} ({split.validation})"
+    metrics["report"] = f"scored: {metrics['scored']}\n" + format_seg_metrics(metrics, classes)
     return metrics
 
 
@@ -141,10 +192,19 @@ def _expand(inputs: list[str]) -> list[str]:
 
 @torch.no_grad()
 def predict(
-    path: str | os.PathLike, images: list[str], *, output: str | None = None, top: int = 5
+    path: str | os.PathLike,
+    images: list[str],
+    *,
+    output: str | None = None,
+    top: int = 5,
+    masks: str | None = None,
 ) -> list[dict]:
     """Classify image files (directories are searched recursively); write a CSV with
-    ``path,prediction,confidence,top`` when ``output`` is given."""
+    ``path,prediction,confidence,top`` when ``output`` is given.
+
+    With a segmentation checkpoint: one mask per image, at the image's size, written as a
+    palette PNG ``<masks>/<stem>.png`` when ``masks`` is given; the CSV (``output``) then
+    has ``path,mask,classes`` (each class's share of the pixels)."""
     if not (isinstance(top, int) and top >= 1):
         raise TrainError(f"--top must be a positive integer, got {top!r}")
     if output:  # before the model runs on every image, not after
@@ -152,7 +212,12 @@ def predict(
         if Path(output).is_dir():
             raise TrainError(f"--output {output!r} is a folder; give a file name such as "
                              f"{str(Path(output) / 'predictions.csv')!r}")  # fmt: skip
-    model, classes, pre, _ = load_trained(path)
+    model, classes, pre, config = load_trained(path)
+    if config.get("task") == SEGMENTATION:
+        rows = predict_masks(model, classes, pre, _expand(images), masks)
+        if output:
+            _write_csv(output, rows, ["path", "mask", "classes"])
+        return rows
     transform = eval_transform(pre, model.in_chans)
     ds = ImageDataset([(f, 0) for f in _expand(images)], transform, model.in_chans)
     rows = []
@@ -176,9 +241,63 @@ def predict(
             }
         )
     if output:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["path", "prediction", "confidence", "top"])
-        writer.writeheader()
-        writer.writerows(rows)
-        wts.atomic_write_text(output, buf.getvalue())
+        _write_csv(output, rows, ["path", "prediction", "confidence", "top"])
+    return rows
+
+
+def _write_csv(output: str, rows: list[dict], fields: list[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    wts.atomic_write_text(output, buf.getvalue())
+
+
+def predict_masks(
+    model: nn.Module,
+    classes: list[str],
+    pre: wts.Preprocessing,
+    files: list[str],
+    masks: str | None,
+) -> list[dict]:
+    """Each image resized to the training size (``pre.input_size``, square), the logits
+    resized back to the image's size (bilinear), then the class per pixel; the mask written
+    as a palette PNG into ``masks`` (atomically; a second image of the same stem gets
+    ``-2``, ``-3``...). Rows: ``path``, ``mask`` (file written, or ''), ``classes`` (share
+    of the pixels per class present) and the ``array``."""
+    if len(classes) > 256:
+        raise TrainError(f"{len(classes)} classes do not fit a palette PNG (256 at most)")
+    if masks:
+        wts.check_writable(Path(masks), "--masks")
+        Path(masks).mkdir(parents=True, exist_ok=True)
+    mean, std = channel_stats(pre, model.in_chans)
+    transform = v2.Compose([
+        v2.Resize((pre.input_size, pre.input_size), antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=mean, std=std),
+    ])  # fmt: skip
+    rows, used = [], set()
+    for file in files:
+        try:
+            image = load_image(file)
+        except NetsError as exc:
+            rows.append({"path": file, "mask": "", "classes": f"unreadable: {exc}"})
+            continue
+        image = image.convert("L") if model.in_chans == 1 else image
+        x = transform(v2.functional.pil_to_tensor(image)).unsqueeze(0)
+        logits = model(x).float()
+        logits = F.interpolate(logits, size=image.size[::-1], mode="bilinear", align_corners=False)
+        mask = logits.argmax(1)[0].numpy()
+        counts = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
+        shares = " ".join(f"{c}:{v:.1%}" for c, v in zip(classes, counts, strict=True) if v)
+        written = ""
+        if masks:
+            stem, k = Path(file).stem, 1
+            while (name := stem if k == 1 else f"{stem}-{k}") in used:
+                k += 1
+            used.add(name)
+            written = str(Path(masks) / f"{name}.png")
+            pil = mask_image(mask)
+            wts.atomic_write(written, lambda tmp, pil=pil: pil.save(tmp, format="PNG"))
+        rows.append({"path": file, "mask": written, "classes": shares, "array": mask})
     return rows

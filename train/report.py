@@ -88,14 +88,16 @@ def _figure(figsize: tuple[float, float]):
     return fig
 
 
-def plot_curves(history: list[dict], out: Path) -> list[Path]:
-    """loss.png and accuracy.png from the per-epoch history."""
+def plot_curves(
+    history: list[dict],
+    out: Path,
+    metric: tuple[str, tuple[str, str]] = ("accuracy", ("train_top1", "val_top1")),
+) -> list[Path]:
+    """loss.png and ``<metric>.png`` (accuracy.png; miou.png for segmentation) from the
+    per-epoch history."""
     epochs = [h["epoch"] for h in history]
     paths = []
-    for name, keys in (
-        ("loss", ("train_loss", "val_loss")),
-        ("accuracy", ("train_top1", "val_top1")),
-    ):
+    for name, keys in (("loss", ("train_loss", "val_loss")), metric):
         fig = _figure((5, 3.5))
         ax = fig.subplots()
         for key in keys:
@@ -127,6 +129,49 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path) -
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()
+    _save_fig(fig, path)
+    return path
+
+
+def plot_segmentation(
+    images: torch.Tensor,
+    truth: torch.Tensor,
+    pred: torch.Tensor,
+    classes: list[str],
+    path: Path,
+    ignore_index: int = 255,
+) -> Path:
+    """One row per image: the image, the ground truth and the prediction overlaid on it in
+    the palette's class colours (half opaque; unlabelled pixels left clear)."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    from .segmentation import voc_palette
+
+    colours = np.array(voc_palette(), dtype=np.float32).reshape(256, 3) / 255.0
+    background = classes[0].lower() in ("background", "_background_", "bg")
+    n = len(images)
+    fig = _figure((7.5, 2.5 * n + 0.6))
+    axes = fig.subplots(n, 3, squeeze=False)
+    for i in range(n):
+        img = images[i].permute(1, 2, 0).numpy()
+        img = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+        for j, (title, mask) in enumerate((("image", None), ("truth", truth[i]),
+                                           ("prediction", pred[i]))):  # fmt: skip
+            shown = img
+            if mask is not None:
+                m = mask.numpy().clip(0, 255)
+                # Unlabelled pixels, and a class named background, stay clear.
+                clear = (m == ignore_index) | ((m == 0) & background)
+                alpha = np.where(clear, 0.0, 0.5)[..., None]
+                shown = img * (1 - alpha) + colours[m] * alpha
+            axes[i][j].imshow(shown)
+            axes[i][j].set_axis_off()
+            if i == 0:
+                axes[i][j].set_title(title)
+    handles = [Patch(color=colours[k], label=c) for k, c in enumerate(classes[:20])]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     _save_fig(fig, path)
     return path
 

@@ -19,8 +19,16 @@ from .errors import TrainError
 PRETRAINED = ("linear-probe", "feature-extract", "fine-tune")
 
 
+def unet_encoder(model_name: str) -> str | None:
+    """The encoder of ``unet_<encoder>`` (``None`` for other models and the plain ``unet``):
+    a U-Net's pretrained weights are its encoder's."""
+    if model_name.startswith("unet_") and nets.get_spec(model_name).family == "unet":
+        return model_name[len("unet_") :]
+    return None
+
+
 def has_default_weights(model_name: str) -> bool:
-    return wts.default_tag(model_name) is not None
+    return wts.default_tag(unet_encoder(model_name) or model_name) is not None
 
 
 def starting_weights(model_name: str, strategy: str, weights: str | None) -> str | None:
@@ -31,9 +39,11 @@ def starting_weights(model_name: str, strategy: str, weights: str | None) -> str
         return weights
     if has_default_weights(model_name):
         return "imagenet"
+    encoder = unet_encoder(model_name)
+    whose = f"its encoder {encoder!r}" if encoder else repr(model_name)
     raise TrainError(
         f"--strategy {strategy} needs pretrained weights and none are registered for "
-        f"{model_name!r}; pass --weights FILE or use --strategy scratch"
+        f"{whose}; pass --weights FILE or use --strategy scratch"
     )
 
 
@@ -41,8 +51,11 @@ def build_model(
     name: str, num_classes: int, weights: str | None, *, aux: bool, in_chans: int | None = None
 ) -> nn.Module:
     """``create_model`` with a new ``num_classes`` head; aux heads on where ``aux`` asks
-    for them and the model's spec declares them (``ModelSpec.aux_heads``)."""
-    kwargs = dict(weights=weights, num_classes=num_classes, in_chans=in_chans)
+    for them and the model's spec declares them (``ModelSpec.aux_heads``). For
+    ``unet_<encoder>``, ``weights`` are the encoder's (``encoder_weights``: its ImageNet
+    tag or an encoder checkpoint, the classifier dropped); the decoder starts random."""
+    key = "encoder_weights" if unet_encoder(name) else "weights"
+    kwargs = {key: weights, "num_classes": num_classes, "in_chans": in_chans}
     if aux and nets.get_spec(name).aux_heads:
         kwargs["aux_logits"] = True
     return nets.create_model(name, **kwargs)
@@ -70,10 +83,19 @@ class Freezing:
 
 
 def apply_freezing(
-    model: nn.Module, strategy: str, unfreeze_from: int | None = None, freeze_bn: bool = False
+    model: nn.Module,
+    strategy: str,
+    unfreeze_from: int | None = None,
+    freeze_bn: bool = False,
+    *,
+    head_bn_trains: bool = False,
 ) -> Freezing:
     """Freeze per strategy: the whole backbone (probe, feature-extract), or the stem and
-    stages below ``unfreeze_from`` (fine-tune); every BatchNorm too with ``freeze_bn``."""
+    stages below ``unfreeze_from`` (fine-tune); every BatchNorm too with ``freeze_bn``.
+
+    feature-extract also freezes BatchNorms outside the backbone unless ``head_bn_trains``:
+    a U-Net's decoder is a head full of BatchNorms that start from nothing and must learn
+    their statistics (frozen, they would stay at mean 0, variance 1)."""
     for p in model.parameters():
         p.requires_grad_(True)
     frozen: list[nn.Module] = []
@@ -89,7 +111,7 @@ def apply_freezing(
             )
         k = unfreeze_from + n if unfreeze_from < 0 else unfreeze_from
         frozen = [model.stem, *list(model.stages)[:k]]
-    if freeze_bn or strategy == "feature-extract":
+    if freeze_bn or (strategy == "feature-extract" and not head_bn_trains):
         inside = {id(m) for f in frozen for m in f.modules()}
         frozen += [m for m in batchnorms(model) if id(m) not in inside]
     for m in frozen:
@@ -132,6 +154,23 @@ def frozen_state(model: nn.Module) -> dict[str, torch.Tensor]:
             for b, v in m.named_buffers():
                 out[f"{name}.{b}"] = v.detach().clone()
     return out
+
+
+# auto for segmentation: below this many training images a frozen encoder (feature-extract)
+# trains only the decoder, fewer parameters to fit; from it on the whole U-Net is fine-tuned.
+SEG_FINE_TUNE_FROM = 500
+
+
+def choose_segmentation_strategy(n_train: int, has_weights: bool) -> tuple[str, str]:
+    """``auto`` for a U-Net: no linear probe (one label per image means nothing here)."""
+    if not has_weights:
+        return "scratch", "no pretrained weights are available for this U-Net's encoder"
+    if n_train < SEG_FINE_TUNE_FROM:
+        return "feature-extract", (
+            f"{n_train} training images (< {SEG_FINE_TUNE_FROM}): the pretrained encoder "
+            "frozen, the decoder trained"
+        )
+    return "fine-tune", f"{n_train} training images: enough to fine-tune the whole U-Net"
 
 
 def choose_strategy(per_class: int, probe_top1: float | None, has_weights: bool) -> tuple[str, str]:
