@@ -23,7 +23,8 @@ from benchmarks import conformance as C
 ONE_PER_FAMILY = (
     "lenet5", "alexnet", "vgg11", "googlenet", "inception_v3", "resnet18", "seresnet50",
     "densenet121", "mobilenet_v1_025", "mobilenet_v2", "mobilenet_v3_small",
-    "legacy_xception", "efficientnet_b0", "efficientnet_lite0", "unet", "resnet50_v2", "keras_nasnet_mobile",
+    "legacy_xception", "efficientnet_b0", "efficientnet_lite0", "unet", "resnet50_v2",
+    "keras_nasnet_mobile",
 )  # fmt: skip
 # Their smallest models took 100 and 156 s on the loaded 2-core machine, more than the
 # budget for the whole suite's conformance part: left to pytest -m conformance.
