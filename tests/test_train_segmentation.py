@@ -352,3 +352,29 @@ def test_a_folder_without_splits_is_split_by_seeded_fraction(tmp_path):
     assert all(Path(i).stem == Path(m).stem for i, m in a.train + a.val)
     b = load_seg_data(str(root), val_split=0.4, seed=3)
     assert a.val == b.val and "seed 3" in a.validation
+
+
+@pytest.mark.slow
+def test_two_process_segmentation_counts_every_pixel_once(shapes, tmp_path):
+    """torchrun with two CPU processes (gloo): the confusion matrices of both ranks are
+    summed, so every validation pixel is scored exactly once and rank 0 alone writes."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "ddp"
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+            "2", "-m", "train", "fit", "--task", "segmentation", "--model", "unet_lenet5",
+            "--data", str(shapes), "--strategy", "scratch", "--batch-size", "2", "--epochs", "1",
+            "--input-size", "32", "--num-workers", "0", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 process(es) on cpu" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert metrics["val_images"] == 4 and metrics["val_pixels"] == 4 * 32 * 32
+    assert 0.0 <= metrics["miou"] <= 1.0
+    assert len((out / "log.jsonl").read_text().splitlines()) == 1  # rank 0 only
