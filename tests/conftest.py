@@ -49,3 +49,20 @@ def save_reference(tmp_path):
         return str(path)
 
     return save
+
+
+def run_main(capsys, *argv: str) -> tuple[int, list[str]]:
+    """``python -m train ARGV`` in this process: its exit code and its stderr lines."""
+    from train.__main__ import main
+
+    code = main(list(argv))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def one_line(code: int, err: list[str], *needles: str) -> str:
+    """Exit code 2 and exactly one ``error: ...`` line that names every needle."""
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in err[0], err
+    return err[0]

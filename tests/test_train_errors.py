@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_line
+from conftest import run_main as run
 from PIL import Image
 
 import train
 import weights.io
-from train.__main__ import main
 from train.datasets import load_data
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -37,19 +38,6 @@ def png_folder(root: Path, classes=("cat", "dog"), per_class: int = 4, seed: int
             pixels = rng.integers(0, 256, (8, 8), dtype=np.uint8)
             Image.fromarray(pixels, "L").save(root / c / f"{c}{i}.png")
     return root
-
-
-def run(capsys, *argv: str) -> tuple[int, list[str]]:
-    code = main(list(argv))
-    return code, capsys.readouterr().err.strip().splitlines()
-
-
-def one_line(code: int, err: list[str], *needles: str) -> str:
-    assert code == 2, err
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in err[0], err
-    return err[0]
 
 
 def leftovers(folder: Path) -> list[str]:

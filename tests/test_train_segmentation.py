@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_line
+from conftest import run_main as run
 from PIL import Image
 from torchvision import tv_tensors
 
@@ -38,19 +40,6 @@ from train.strategy import (
     param_groups,
     starting_weights,
 )
-
-
-def run(capsys, *argv: str) -> tuple[int, list[str]]:
-    code = main(list(argv))
-    return code, capsys.readouterr().err.strip().splitlines()
-
-
-def one_line(code: int, err: list[str], *needles: str) -> str:
-    assert code == 2, err
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in err[0], err
-    return err[0]
 
 
 @pytest.fixture(scope="module")
