@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import torch
@@ -15,7 +16,20 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own weights cache, so nothing depends on the user's ~/.cache."""
-    monkeypatch.setenv("NETS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("NETS_CACHE_DIR", str(cache))
+    yield
+    # Downloaded and converted files add up to gigabytes over a run: removed as we go.
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory, request):
+    """A folder shared by one test module's fixtures (reference checkpoints, data sets),
+    removed when the module is done: the retention policy only cleans ``tmp_path``."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:

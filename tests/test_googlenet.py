@@ -26,11 +26,11 @@ def _torchvision(aux_logits: bool, transform_input: bool = True) -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[str, nn.Module]:
+def checkpoint(module_dir) -> tuple[str, nn.Module]:
     """torchvision's googlenet with aux heads, saved as googlenet-1378be20.pth is (the
     published file carries aux1 and aux2)."""
     ref = _torchvision(aux_logits=True)
-    path = tmp_path_factory.mktemp("googlenet") / "googlenet.pth"
+    path = module_dir / "googlenet.pth"
     torch.save(ref.state_dict(), path)
     return str(path), ref
 

@@ -16,13 +16,13 @@ from weights import get_tag
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[str, nn.Module]:
+def checkpoint(module_dir) -> tuple[str, nn.Module]:
     """torchvision's inception_v3 as its weights builder makes it (re-normalising its input,
     with AuxLogits, which inception_v3_google-0cc3c7bd.pth carries), saved as that file is."""
     torch.manual_seed(0)
     ref = torchvision.models.inception_v3(aux_logits=True, init_weights=True, transform_input=True)
     randomize_bn(ref)
-    path = tmp_path_factory.mktemp("inception_v3") / "inception_v3.pth"
+    path = module_dir / "inception_v3.pth"
     torch.save(ref.state_dict(), path)
     return str(path), ref
 

@@ -43,10 +43,8 @@ from train.strategy import (
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> Path:
-    root = write_segmentation_folder(
-        tmp_path_factory.mktemp("shapes"), n_train=8, n_val=4, size=32, seed=1
-    )
+def shapes(module_dir) -> Path:
+    root = write_segmentation_folder(module_dir, n_train=8, n_val=4, size=32, seed=1)
     # Unlabelled pixels in one training mask: 255 is the ignore index, never an error.
     mask_path = root / "train" / "masks" / "train0000.png"
     mask = np.array(Image.open(mask_path))

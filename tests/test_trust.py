@@ -144,8 +144,8 @@ def test_every_torch_load_in_the_tree_is_weights_only():
 
 # -- the trainer's own files --------------------------------------------------------------
 @pytest.fixture(scope="module")
-def lenet_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "lenet"
+def lenet_run(module_dir):
+    out = module_dir / "lenet"
     train.fit(model="lenet5", data="digits", strategy="scratch", epochs=1, max_per_class=10,
               num_workers=0, progress=False, out=str(out))  # fmt: skip
     return out

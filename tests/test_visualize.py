@@ -191,10 +191,10 @@ def _check_tiles_are_the_weights(grid: V.FilterGrid, weight: torch.Tensor) -> No
 
 
 @pytest.fixture(scope="module")
-def torchvision_files(tmp_path_factory):
+def torchvision_files(module_dir):
     """AlexNet, ResNet-18 and DenseNet-121 with random weights, saved in torchvision's key
     layout: the files the course's comparison is drawn from, without downloading them."""
-    folder = tmp_path_factory.mktemp("tv")
+    folder = module_dir
     files = {}
     for i, name in enumerate(("alexnet", "resnet18", "densenet121")):
         torch.manual_seed(i)

@@ -17,11 +17,11 @@ PARAMS = 22_855_952  # REFERENCE.md and timm 1.0.31
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+def pair(module_dir):
     """timm's model with random weights and ours loaded from its saved state dict."""
     torch.manual_seed(0)
     ref = randomize_bn(timm.create_model(NAME, pretrained=False)).eval()
-    path = tmp_path_factory.mktemp("xception") / "xception.pth"
+    path = module_dir / "xception.pth"
     torch.save(ref.state_dict(), path)
     ours = nets.create_model(NAME, weights=str(path)).eval()
     yield ours, ref
