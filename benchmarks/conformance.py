@@ -287,6 +287,27 @@ def table(rows: dict[str, tuple[dict[str, str], float]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_table(path: str) -> tuple[str, dict[str, tuple[dict[str, str], float]]]:
+    """A table ``table`` wrote, back: the prose above it (kept as it is, hand-written notes
+    included) and its rows."""
+    checks = [*CHEAP, *TOOLS]
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as exc:
+        raise SystemExit(f"--update: cannot read {path} ({exc.strerror})") from None
+    header, sep, body = text.partition("\n| model | ")
+    names = [c.strip() for c in body.partition("\n")[0].split("|")]
+    if not sep or names[: len(checks)] != checks:
+        raise SystemExit(f"--update: {path} has no table of the checks {', '.join(checks)}")
+    rows = {}
+    for line in body.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != len(checks) + 2:
+            break
+        rows[cells[0]] = (dict(zip(checks, cells[1:-1], strict=True)), float(cells[-1]))
+    return header.rstrip("\n") + "\n", rows
+
+
 HEADER = """# Conformance: every registered model against the anatomy and the ecosystem's tools
 
 Written by `make conformance` (`python -m benchmarks.conformance -o docs/conformance.md`) with
@@ -318,7 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.conformance")
     parser.add_argument("-o", "--output", required=True, help="the markdown table to write")
     parser.add_argument("--models", nargs="*", default=None, help="default: every model")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the output's prose and its other models' rows; run only --models",
+    )
     args = parser.parse_args(argv)
+    if args.update and not args.models:
+        parser.error("--update needs --models: the models whose rows to run again")
     import onnxruntime
     import torchvision
 
@@ -327,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         threads=torch.get_num_threads(),
     )  # fmt: skip
     rows = {}
+    if args.update:
+        header, rows = read_table(args.output)
     for name in args.models or nets.list_models():
         try:
             rows[name] = run_all(name)
@@ -347,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(rows)} models checked, {len(failed)} with a failure{': ' if failed else ''}"
         + ", ".join(failed)
     )
-    return 1 if failed or len(rows) < len(args.models or nets.list_models()) else 0
+    wanted = args.models or nets.list_models()
+    return 1 if failed or any(n not in rows for n in wanted) else 0
 
 
 if __name__ == "__main__":

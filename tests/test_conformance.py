@@ -105,3 +105,24 @@ def test_checks_catch_what_they_claim(monkeypatch):
     monkeypatch.setattr(torch.fx, "symbolic_trace", lambda m: lambda x: real(m)(x) + 1)
     with pytest.raises(AssertionError, match="fx symbolic_trace: max difference"):
         C.check_fx(model)
+
+
+def test_update_reruns_the_named_models_and_keeps_the_rest(tmp_path):
+    """make conformance takes most of an hour: --update runs the named models again and
+    keeps the other rows and the hand-written prose above the table."""
+    pytest.importorskip("onnxruntime")
+    kept = ({c: "ok" for c in [*C.CHEAP, *C.TOOLS]}, 7.0)
+    stale = ({c: "FAIL: stale" for c in [*C.CHEAP, *C.TOOLS]}, 1.0)
+    path = tmp_path / "conformance.md"
+    path.write_text(C.table({"alexnet": kept, "lenet5": stale}, "# Title\n\nA note by hand.\n"))
+    assert C.read_table(str(path)) == (
+        "# Title\n\nA note by hand.\n",
+        {"alexnet": kept, "lenet5": stale},
+    )
+
+    assert C.main(["-o", str(path), "--update", "--models", "lenet5"]) == 0
+    header, rows = C.read_table(str(path))
+    assert header == "# Title\n\nA note by hand.\n" and rows["alexnet"] == kept
+    assert not any(v.startswith("FAIL") for v in rows["lenet5"][0].values())
+    with pytest.raises(SystemExit):  # argparse: --update without --models
+        C.main(["-o", str(path), "--update"])
