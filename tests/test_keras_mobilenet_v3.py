@@ -304,3 +304,25 @@ def test_summary_keras_counts_as_keras(capsys):
     assert main(["list", "keras_mobilenet_v3*"]) == 0
     listed = capsys.readouterr().out
     assert all(arch in listed for arch in CONFIGS)
+
+
+def test_block_tables_agree_with_the_models(keras_files):
+    # The loading path reads our grouping of Keras' blocks into stages from the model's keys;
+    # the tables (by_resolution of Keras' strides) serve a conversion without a model, and
+    # must say the same; that conversion gives the same state dict.
+    from weights import keras_apps
+    from weights.layouts import block_prefixes
+
+    for arch in CONFIGS:
+        size = "large" if "large" in arch else "small"
+        with torch.device("meta"):
+            keys = list(nets.create_model(arch).state_dict())
+        table = keras_apps.by_resolution(keras_apps.MOBILENET_V3_STRIDES[size])
+        assert block_prefixes(keys, keras_apps.DEPTHWISE) == table, arch
+    arch = "keras_mobilenet_v3_small_075"
+    _, path = keras_files(arch)
+    converted = keras_format.convert(arch, read_keras_h5(path)[0])
+    loaded = nets.create_model(arch, weights=path).state_dict()
+    assert converted.keys() == {k for k in loaded if "num_batches_tracked" not in k}
+    for key, value in converted.items():
+        torch.testing.assert_close(value, loaded[key], rtol=0, atol=0)
