@@ -44,7 +44,9 @@ for a multiple of 8), 1x1 convs with bias, ReLU, then ``relu6(x + 3) / 6``, torc
 hardsigmoid; Keras' hard-swish is ``x * relu6(x + 3) / 6``, torch's hardswish. Keras' head,
 global average pooling, a 1x1 conv with bias to 1280 / 1024, the activation, dropout and a 1x1
 conv with bias to the classes, is ours with the two 1x1 convs on a 1x1 map as Linears
-(``fc1``, ``fc``). Keras' ``include_top=False`` ends with the 960 / 576-channel map as ours does.
+(``fc1``, ``fc``). Keras' ``include_top=False`` drops the same layers as ours (its top begins
+at the pooling before ``conv_2``) and ends with the 960 / 576-channel map; Keras' default
+``pooling=None`` returns that map, ours pools it unless ``pooling=None`` is passed.
 """
 
 from __future__ import annotations
