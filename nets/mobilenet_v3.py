@@ -19,6 +19,34 @@ Stages by resolution (a new stage at each stride-2 block), the last ending with 
 
 ``include_top=False`` keeps only the pooling over the 960 / 576-channel map: the first
 Linear of the head belongs to the top (it is the paper's 1x1 conv after pooling).
+
+The ``keras_mobilenet_v3_*`` models are keras.applications' ``MobileNetV3Large`` /
+``MobileNetV3Small`` in the six configurations Keras publishes ImageNet files for (large and
+small, alpha 1.0 and 0.75, and the minimalistic alpha 1.0), built by this same builder with
+Keras' conventions as options:
+
+- ``padding="same"``: Keras' stem conv is "same" and each stride-2 depthwise conv follows a
+  ``ZeroPadding2D(correct_pad(x, k))``, which for a known even size is TF's SAME for that
+  kernel (1 before and 2 after for 5x5, 0 and 1 for 3x3); at 224 every strided conv sees an
+  even size. (A Keras model built with ``input_shape=None`` pads as if the size were even
+  also on odd sizes; ours pads as TF's SAME on every size.)
+- ``width_rule="keras"``: the stem keeps 16 channels whatever ``alpha``; a block's expanded
+  width is ``_depth(its scaled input * ratio)`` (the ratio of the table, 72 / 24 = 3), not
+  the table's expanded width scaled (at alpha 0.75 the second block expands 16 -> 64 in Keras,
+  48 in torchvision); the head's hidden 1x1 conv (``last_point_ch``, 1280 / 1024) is scaled
+  only when alpha > 1. At alpha 1.0 both rules give the same widths.
+- ``minimalistic=True``: Keras' minimalistic models: every depthwise kernel 3x3, ReLU
+  everywhere (stem, blocks, the last conv, the head), no squeeze-and-excitation.
+- BatchNorm eps 1e-3 as torchvision's, momentum 0.001 (Keras' 0.999); dropout 0.2.
+
+Keras' SE is ours: ``_depth(expanded * 0.25)`` channels (= make_divisible(expanded // 4, 8)
+for a multiple of 8), 1x1 convs with bias, ReLU, then ``relu6(x + 3) / 6``, torch's
+hardsigmoid; Keras' hard-swish is ``x * relu6(x + 3) / 6``, torch's hardswish. Keras' head,
+global average pooling, a 1x1 conv with bias to 1280 / 1024, the activation, dropout and a 1x1
+conv with bias to the classes, is ours with the two 1x1 convs on a 1x1 map as Linears
+(``fc1``, ``fc``). Keras' ``include_top=False`` drops the same layers as ours (its top begins
+at the pooling before ``conv_2``) and ends with the 960 / 576-channel map; Keras' default
+``pooling=None`` returns that map, ours pools it unless ``pooling=None`` is passed.
 """
 
 from __future__ import annotations
@@ -92,11 +120,22 @@ VARIANTS = {
     "mobilenet_v3_large": (LARGE, 1280),
     "mobilenet_v3_small": (SMALL, 1024),
 }
+# keras.applications' configurations with ImageNet files (its WEIGHTS_HASHES): name ->
+# (blocks, head width, alpha, minimalistic). Names as mobilenet_v1_075: the width x100.
+KERAS_VARIANTS = {
+    "keras_mobilenet_v3_large": (LARGE, 1280, 1.0, False),
+    "keras_mobilenet_v3_large_075": (LARGE, 1280, 0.75, False),
+    "keras_mobilenet_v3_large_minimalistic": (LARGE, 1280, 1.0, True),
+    "keras_mobilenet_v3_small": (SMALL, 1024, 1.0, False),
+    "keras_mobilenet_v3_small_075": (SMALL, 1024, 0.75, False),
+    "keras_mobilenet_v3_small_minimalistic": (SMALL, 1024, 1.0, True),
+}
 ACTS: dict[str, ActLayer] = {"RE": ReLU, "HS": Hardswish}
 
 
 class MobileNetV3Head(ClassifierHead):
-    """Global pooling, ``fc1`` (Linear to ``hidden``) and hardswish, dropout, classifier ``fc``.
+    """Global pooling, ``fc1`` (Linear to ``hidden``) and ``act`` (hardswish; ReLU in Keras'
+    minimalistic models), dropout, classifier ``fc``.
 
     Pre-logits are the hardswish outputs (``num_features = hidden``), so a new classifier
     (``reset``) keeps ``fc1``, as a fine-tuned torchvision model replaces ``classifier[3]``.
@@ -109,10 +148,11 @@ class MobileNetV3Head(ClassifierHead):
         num_classes: int = 1000,
         pooling: str = "avg",
         drop_rate: float = 0.2,
+        act: ActLayer = Hardswish,
     ) -> None:
         super().__init__(hidden, num_classes, pooling, drop_rate)
         self.fc1 = nn.Linear(in_features, hidden)
-        self.act = nn.Hardswish(inplace=True)
+        self.act = act()
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.act(self.fc1(self.flatten(self.pool(x))))  # (N, C, H, W) -> (N, hidden)
@@ -137,21 +177,40 @@ class MobileNetV3(Network):
         drop_rate: float = 0.2,
         eps: float = 1e-3,
         momentum: float = 0.01,
+        padding: int | str | None = None,
+        width_rule: str = "torchvision",
+        minimalistic: bool = False,
     ) -> None:
+        """``padding``: None (symmetric) or ``"same"`` (TF's, Keras'); ``width_rule``:
+        ``"torchvision"`` or ``"keras"`` (how ``width_mult`` scales the stem, the expanded
+        widths and the head, see the module's docstring); ``minimalistic``: kernels 3x3,
+        ReLU everywhere, no SE (Keras' minimalistic models)."""
         super().__init__(in_chans=in_chans)
+        if width_rule not in ("torchvision", "keras"):
+            raise ValueError(f"width_rule must be 'torchvision' or 'keras', got {width_rule!r}")
+        keras = width_rule == "keras"
         bn = dict(eps=eps, momentum=momentum)
+        if minimalistic:
+            blocks = tuple(row._replace(kernel=3, se=False, act="RE") for row in blocks)
+        act = ReLU if minimalistic else Hardswish  # of the stem, the last conv and the head
 
-        def scale(c: int) -> int:
+        def scale(c: float) -> int:
             return make_divisible(c * width_mult, 8)
 
-        self.stem = ConvNormAct(in_chans, scale(blocks[0].in_chs), 3, 2, act=Hardswish, **bn)
+        stem_chs = blocks[0].in_chs if keras else scale(blocks[0].in_chs)  # Keras: always 16
+        self.stem = ConvNormAct(in_chans, stem_chs, 3, 2, padding, act=act, **bn)
 
         positions = group_by_resolution([b.stride for b in blocks])
         n_stages = positions[-1][0] + 1
         stage_blocks: list[OrderedDict[str, nn.Module]] = [OrderedDict() for _ in range(n_stages)]
         channels, reductions = [0] * n_stages, [0] * n_stages
+        cin = stem_chs
         for row, (s, reduction) in zip(blocks, positions, strict=True):
-            cin, mid, cout = scale(row.in_chs), scale(row.expanded), scale(row.out_chs)
+            cout = scale(row.out_chs)
+            if keras:  # Keras' _depth(infilters * expansion), the ratio from the table
+                mid = make_divisible(cin * (row.expanded / row.in_chs), 8)
+            else:
+                mid = scale(row.expanded)
             attn = None
             if row.se:
                 attn = partial(
@@ -166,6 +225,7 @@ class MobileNetV3(Network):
                 row.stride,
                 mid / cin,
                 row.kernel,
+                padding=padding,
                 act=ACTS[row.act],
                 attn=attn,
                 mid_chs=mid,  # mid == cin: no expansion conv, as in the paper's first rows
@@ -173,14 +233,16 @@ class MobileNetV3(Network):
             )
             stage_blocks[s][str(len(stage_blocks[s]))] = blk
             channels[s], reductions[s] = cout, reduction
+            cin = cout
         last_in = channels[-1]
         last_chs = 6 * last_in
-        stage_blocks[-1]["conv_head"] = ConvNormAct(last_in, last_chs, 1, act=Hardswish, **bn)
+        stage_blocks[-1]["conv_head"] = ConvNormAct(last_in, last_chs, 1, act=act, **bn)
         channels[-1] = last_chs
         self._set_stages([nn.Sequential(b) for b in stage_blocks], channels, reductions)
         if include_top:
-            hidden = scale(head_hidden)
-            self.head = MobileNetV3Head(last_chs, hidden, num_classes, pooling, drop_rate)
+            # Keras scales last_point_ch only when alpha > 1; torchvision always.
+            hidden = head_hidden if keras and width_mult <= 1 else scale(head_hidden)
+            self.head = MobileNetV3Head(last_chs, hidden, num_classes, pooling, drop_rate, act=act)
         else:
             self.head = ClassifierHead(last_chs, 0, pooling, include_top=False)
         # torchvision's init: Kaiming-normal fan-out convs (SE's too), unit BN, Linear
@@ -199,4 +261,20 @@ register_variants(
     family="mobilenet_v3",
     min_input_size=32,
     paper="Howard et al., Searching for MobileNetV3, ICCV 2019",
+)
+
+register_variants(
+    KERAS_VARIANTS,
+    lambda variant, **kwargs: MobileNetV3(variant[0], variant[1], **kwargs),
+    family="mobilenet_v3",
+    min_input_size=32,  # Keras' minimum
+    paper=lambda name: (
+        "Howard et al., Searching for MobileNetV3, ICCV 2019; keras.applications."
+        + ("MobileNetV3Large" if "large" in name else "MobileNetV3Small")
+    ),
+    defaults=lambda variant: dict(width_mult=variant[2], minimalistic=variant[3]),
+    padding="same",
+    width_rule="keras",
+    eps=1e-3,
+    momentum=0.001,
 )

@@ -72,7 +72,11 @@ def identify(state_dict: Mapping[str, torch.Tensor]) -> str | None:
 
 def has_top(state_dict: Mapping[str, torch.Tensor]) -> bool:
     """Whether a Keras file carries the classifier (include_top=True)."""
-    return any(k.startswith(("predictions/", "conv_preds/")) for k in state_dict)
+    # MobileNet's classifier is the 1x1 conv conv_preds, MobileNetV3's logits (tf.keras 2:
+    # Logits).
+    return any(
+        k.startswith(("predictions/", "conv_preds/", "logits/", "Logits/")) for k in state_dict
+    )
 
 
 def _what(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -201,7 +205,8 @@ def _register_tags() -> None:
                         + (" without the top (include_top=False)" if notop else "")
                         + f", preprocessing mode {m.mode!r}"
                         + ("" if md5 else "; keras.applications publishes no checksum for it")
-                        + "; top-1/top-5 from https://keras.io/api/applications/"
+                        + f"; {m.figures}"
+                        + (f". {m.notes}" if m.notes else "")
                     ),
                 ),
                 # An arch with no other source's tag (keras_*, resnet50_v2) defaults to Keras'.
