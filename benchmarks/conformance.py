@@ -318,8 +318,8 @@ backward pass in training mode and as the example of the dynamic-batch exports, 
 then run at batches 1 and 3). A number is the largest absolute difference from the eager
 model's output; `ok` a check of shapes or counts. The checks are in
 `benchmarks/conformance.py`; `tests/test_conformance.py` runs the anatomy and FX checks on
-one model of 14 of the 16 families and the tools on four models in `make test`, and all of
-them on every model under `pytest -m conformance`.
+every model and the tools on four models in `make test`, and the tools on every model under
+`pytest -m conformance`.
 
 - forward: logits shape, all finite; backward: every trainable parameter gets a gradient.
 - features+head: `forward_head(forward_features(x))` against `forward(x)`; pre_logits:
