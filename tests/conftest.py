@@ -13,6 +13,19 @@ from torch import nn
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
+# The archs whose weights files a collected test checks against their source
+# (``@pytest.mark.parity(arch, ...)``): tests/test_parity.py holds every Keras tag to one.
+PARITY = pytest.StashKey[set]()
+COLLECTED_FILES = pytest.StashKey[set]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect: what the whole suite covers
+def pytest_collection_modifyitems(config, items):
+    marks = (m for item in items for m in item.iter_markers("parity"))
+    config.stash[PARITY] = {arch for m in marks for arch in m.args}
+    config.stash[COLLECTED_FILES] = {item.path.name for item in items}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own weights cache, so nothing depends on the user's ~/.cache."""

@@ -132,6 +132,7 @@ def check_parity(tmp_path, app, module, arch, mode, size, *, top=True, notop=Tru
 
 
 # -- parity, model by model ----------------------------------------------------------------------
+@pytest.mark.parity("vgg16")
 @pytest.mark.slow
 def test_vgg16_with_top_at_224(tmp_path):
     # The top needs Keras' 7x7x512 Flatten, so 224: this checks the fc1 (h, w, c) -> (c, h, w)
@@ -139,27 +140,33 @@ def test_vgg16_with_top_at_224(tmp_path):
     check_parity(tmp_path, "VGG16", "vgg16", "vgg16", "caffe", 224, notop=False)
 
 
+@pytest.mark.parity("vgg16", "vgg19")
 def test_vgg16_vgg19_notop(tmp_path):
     check_parity(tmp_path, "VGG16", "vgg16", "vgg16", "caffe", 64, top=False)
     check_parity(tmp_path, "VGG19", "vgg19", "vgg19", "caffe", 64, top=False)
 
 
+@pytest.mark.parity("keras_mobilenet")
 def test_mobilenet(tmp_path):
     check_parity(tmp_path, "MobileNet", "mobilenet", "keras_mobilenet", "tf", 128)
 
 
+@pytest.mark.parity("keras_resnet50")
 def test_resnet50(tmp_path):
     check_parity(tmp_path, "ResNet50", "resnet50", "keras_resnet50", "caffe", 96)
 
 
+@pytest.mark.parity("keras_mobilenet_v2")
 def test_mobilenet_v2(tmp_path):
     check_parity(tmp_path, "MobileNetV2", "mobilenet_v2", "keras_mobilenet_v2", "tf", 96)
 
 
+@pytest.mark.parity("keras_densenet121")
 def test_densenet121(tmp_path):
     check_parity(tmp_path, "DenseNet121", "densenet", "keras_densenet121", "torch", 64)
 
 
+@pytest.mark.parity("keras_densenet169", "keras_densenet201")
 @pytest.mark.slow
 @pytest.mark.parametrize("app", ["DenseNet169", "DenseNet201"])
 def test_densenet169_201(tmp_path, app):
@@ -167,11 +174,13 @@ def test_densenet169_201(tmp_path, app):
     check_parity(tmp_path, app, "densenet", arch, "torch", 64, notop=False)
 
 
+@pytest.mark.parity("keras_inception_v3")
 def test_inception_v3(tmp_path):
     # 75 is Keras' minimum: the last grid is 1x1.
     check_parity(tmp_path, "InceptionV3", "inception_v3", "keras_inception_v3", "tf", 75)
 
 
+@pytest.mark.parity("keras_xception")
 @pytest.mark.slow
 def test_xception_at_71(tmp_path):
     # 71 is Keras' minimum: 71 -> 35 -> 33, then the four 3x3/2 max-pools see 33, 17, 9, 5,
@@ -179,12 +188,14 @@ def test_xception_at_71(tmp_path):
     check_parity(tmp_path, "Xception", "xception", "keras_xception", "tf", 71, notop=False)
 
 
+@pytest.mark.parity("keras_xception")
 def test_xception(tmp_path):
     # 107 -> 53 -> 51: the pools see 51, 26, 13, 7; on 26 TF's "same" pads (0, 1), which the
     # symmetric padding of legacy_xception would get wrong (see test_max_pool_same_is_tfs).
     check_parity(tmp_path, "Xception", "xception", "keras_xception", "tf", 107)
 
 
+@pytest.mark.parity("keras_inception_resnet_v2")
 @pytest.mark.slow
 def test_inception_resnet_v2(tmp_path):
     # 75 is Keras' minimum: the last grid is 1x1.

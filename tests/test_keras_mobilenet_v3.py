@@ -115,6 +115,7 @@ def matching(state_dict) -> list[str]:
 
 
 # -- parity, every published configuration ------------------------------------------------------
+@pytest.mark.parity(*CONFIGS)
 @pytest.mark.parametrize("arch", list(CONFIGS))
 def test_parity_with_keras(keras_files, arch):
     name = next(n for n, m in keras_format.MODELS.items() if m.arch == arch)

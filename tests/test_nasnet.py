@@ -100,8 +100,16 @@ def check_keras_parity(tmp_path, arch: str, *, notop: bool = True) -> None:
             nets.create_model(arch, weights=path)
 
 
+@pytest.mark.parity("keras_nasnet_mobile")
 def test_keras_nasnet_mobile(tmp_path):
     check_keras_parity(tmp_path, "keras_nasnet_mobile")
+
+
+@pytest.mark.slow
+@pytest.mark.parity("keras_nasnet_large")
+def test_keras_nasnet_large(tmp_path):
+    # The top only: the notop path is the same code, checked on Mobile above.
+    check_keras_parity(tmp_path, "keras_nasnet_large", notop=False)
 
 
 # -- timm ---------------------------------------------------------------------------------------

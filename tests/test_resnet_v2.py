@@ -84,6 +84,7 @@ def test_stages_begin_at_each_stride_2_block():
 
 
 # -- parity with Keras -----------------------------------------------------------------------------
+@pytest.mark.parity("resnet50_v2")
 def test_resnet50_v2(tmp_path):
     check_parity(tmp_path, "ResNet50V2", "resnet_v2", "resnet50_v2", "tf", 32)
     # Its file is told from ResNet50's (the same block names; no conv1_bn, a post_bn).
@@ -92,6 +93,7 @@ def test_resnet50_v2(tmp_path):
         nets.create_model("keras_resnet50", weights=path)
 
 
+@pytest.mark.parity("resnet101_v2", "resnet152_v2", "keras_resnet101", "keras_resnet152")
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "app, module, arch, mode",
