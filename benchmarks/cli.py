@@ -97,11 +97,36 @@ def main(argv: list[str] | None = None) -> int:
         from . import train_loop
 
         return train_loop.main(argv[1:])
+    if argv[:1] == ["chart"]:  # the accuracy-vs-cost chart of the registry, nothing timed
+        return _chart(argv[1:])
     try:
         return _run(argv)
     except weights.WeightsError as exc:  # an unwritable --out, found before or during the run
         print(f"error: {weights.one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _chart(argv: list[str]) -> int:
+    chart = argparse.ArgumentParser(
+        prog="python -m benchmarks chart",
+        description="Draw top-1 against GMACs for every registered weights tag (bubble area: "
+        "parameters). Counts only: no model is run or timed.",
+    )
+    chart.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
+    args = chart.parse_args(argv)
+    if not args.output.parent.is_dir():
+        chart.error(f"-o: the folder {args.output.parent} does not exist")
+    if args.output.suffix.lower() != ".png":
+        chart.error(f"-o: the chart is a PNG; expected a .png file name, got {args.output.name}")
+    try:
+        weights.check_writable(args.output.parent, "-o")
+        points = charts.tag_points()
+        charts.accuracy_vs_cost(points, args.output)
+    except weights.WeightsError as exc:
+        print(f"error: {weights.one_line(exc)}", file=sys.stderr)
+        return 2
+    print(f"{len(points)} weights tags drawn to {args.output}")
+    return 0
 
 
 def _run(argv: list[str]) -> int:

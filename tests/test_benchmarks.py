@@ -264,3 +264,28 @@ def test_out_of_memory_skips_the_network_with_one_line(tmp_path, capsys, monkeyp
     assert why == "out of GPU memory at --batch-size 2: its remaining modes are skipped; " \
         "try --batch-size 1"  # fmt: skip
     assert f"lenet5: {why}; skipped fast" in capsys.readouterr().err
+
+
+def test_chart_command_draws_the_registrys_tags(tmp_path, monkeypatch, capsys):
+    """python -m benchmarks chart: the accuracy-vs-cost bubbles alone, no timing; notop tags
+    have no accuracy of their own and no bubble. (The smoke run above draws every tag.)"""
+    import weights
+    from benchmarks import charts
+
+    tags = ["resnet18.tv_in1k", "keras_nasnet_mobile.keras_in1k",
+            "keras_nasnet_mobile.keras_notop_in1k"]  # fmt: skip
+    monkeypatch.setattr(weights, "list_tags", lambda: tags)
+    points = charts.tag_points()
+    assert [p["tag"] for p in points] == tags[:2]
+    assert points[1]["family"] == "nasnet" and points[1]["top1"] == 74.4
+    assert 0.5 < points[1]["gmacs"] < 0.6  # NASNet-A Mobile: 564 M multiply-adds (paper)
+    out = tmp_path / "chart.png"
+    assert cli.main(["chart", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "2 weights tags drawn" in capsys.readouterr().out
+    for bad, needle in ((tmp_path / "missing" / "c.png", "does not exist"),
+                        (tmp_path / "c.jpg", "expected a .png")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["chart", "-o", str(bad)])
+        assert exit_info.value.code == 2 and needle in capsys.readouterr().err
+        assert not bad.exists()
