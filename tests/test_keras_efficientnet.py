@@ -182,6 +182,13 @@ def test_b0(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(weights.CheckpointFormatError, match="EfficientNetB0"):
         nets.create_model("efficientnet_b0", weights=path)
+    # Converted to our format, the file keeps its own preprocessing (not the tag's).
+    from weights.__main__ import main
+
+    out = tmp_path / "b0_notop.safetensors"
+    assert main(["convert", path, "--arch", "keras_efficientnet_b0", "-o", str(out)]) == 0
+    p = weights.Preprocessing.from_metadata(weights.read_checkpoint(out)[1])
+    assert p.mean == pytest.approx(USER_MEAN) and p.std == pytest.approx(np.sqrt(USER_VARIANCE))
 
 
 @pytest.mark.parametrize("b", [1, 2, 3])
