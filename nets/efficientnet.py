@@ -16,7 +16,8 @@ torchvision's ``model.features`` gives. Head: global average pool, dropout, ``fc
 ``keras_efficientnet_b0`` .. ``keras_efficientnet_b7`` are keras.applications'
 ``EfficientNetB0`` .. ``B7``, for its ImageNet .h5 weights: the same builder and coefficients
 with Keras' numerics (``KERAS``): TF "same" padding (Keras zero-pads its stride-2 convs by
-``correct_pad``, which on a known input size is TF's SAME, and uses "same" elsewhere) and
+``correct_pad``, which on a known input size is TF's SAME, and uses "same" elsewhere; built
+without an input size, Keras pads (k//2 - 1, k//2) on every map, unlike SAME on odd sizes) and
 BatchNorm eps 1e-3. Everything else is already Keras': swish, SE to a quarter of the block's
 input with biased convs, the head conv ``round_filters(1280)`` (= 4x the last group's
 channels), drop-connect 0.2 as stochastic depth, the dropout per size. Keras' model also

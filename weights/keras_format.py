@@ -13,6 +13,8 @@ with Keras' tensor layouts. The pieces:
 The file's model is recognised from its layer names (``identify``); a Keras file of another
 model, or of one we do not convert, is refused with a one-line error. Files saved with
 ``include_top=False`` ("notop") lack the classifier layer; ``has_top`` says which kind a file is.
+EfficientNet's files also hold its Normalization layer: not weights of ours but the file's
+preprocessing (``keras_normalization``, ``file_metadata``).
 """
 
 from __future__ import annotations
