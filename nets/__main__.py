@@ -68,11 +68,20 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     spec = get_spec(name)
     with torch.device("meta"):
         model = create_model(name, num_classes=args.num_classes)
-    print(summary(model, args.input_size or spec.input_size, args.depth, name=name))
+    from weights.keras_format import keras_only_non_trainable
+
+    extra = keras_only_non_trainable(keras_name) if keras_name else 0
+    size = args.input_size or spec.input_size
+    print(summary(model, size, args.depth, name=name, extra_non_trainable=extra))
     if args.keras:
         same = f"keras.applications.{keras_name}" if keras_name else "no keras.applications model"
         print(f"{name}: {same}; totals counted as Keras does (non-trainable = BatchNorm moving")
         print("mean and variance, plus frozen parameters)")
+        if extra:
+            print(
+                f"and {extra} of Keras' Normalization layer (mean, variance, count), which ours "
+                "has as the weights' preprocessing"
+            )
     return 0
 
 

@@ -12,6 +12,17 @@ Anatomy: stem = 3x3/2 conv, BN, SiLU. The seven block groups are grouped by reso
 into five stages (strides 2, 4, 8, 16, 32); the last stage ends with the 1x1 head conv
 ``conv_head`` (4x the last group's channels), so ``forward_features`` gives what
 torchvision's ``model.features`` gives. Head: global average pool, dropout, ``fc``.
+
+``keras_efficientnet_b0`` .. ``keras_efficientnet_b7`` are keras.applications'
+``EfficientNetB0`` .. ``B7``, for its ImageNet .h5 weights: the same builder and coefficients
+with Keras' numerics (``KERAS``): TF "same" padding (Keras zero-pads its stride-2 convs by
+``correct_pad``, which on a known input size is TF's SAME, and uses "same" elsewhere; built
+without an input size, Keras pads (k//2 - 1, k//2) on every map, unlike SAME on odd sizes) and
+BatchNorm eps 1e-3. Everything else is already Keras': swish, SE to a quarter of the block's
+input with biased convs, the head conv ``round_filters(1280)`` (= 4x the last group's
+channels), drop-connect 0.2 as stochastic depth, the dropout per size. Keras' model also
+holds its preprocessing (Rescaling, Normalization); ours does not: the file's Normalization
+constants become the weights' preprocessing (``weights.keras_format``).
 """
 
 from __future__ import annotations
@@ -58,6 +69,10 @@ VARIANTS = {
     "efficientnet_b6": Variant(1.8, 2.6, 528, 0.5, eps=1e-3, momentum=0.01),
     "efficientnet_b7": Variant(2.0, 3.1, 600, 0.5, eps=1e-3, momentum=0.01),
 }
+# keras.applications' EfficientNetB0..B7: the same coefficients, resolutions and dropout
+# (keras/src/applications/efficientnet.py), built with Keras' numerics.
+KERAS_VARIANTS = {f"keras_{name}": v for name, v in VARIANTS.items()}
+KERAS = dict(padding="same", eps=1e-3, momentum=0.01)  # Keras' BN momentum 0.99
 STEM_CHS = 32  # the first group's input (scaled with the width unless fixed)
 HEAD_EXPANSION = 4  # the head conv widens the last group's channels 4x (1280 for B0)
 LITE_HEAD_CHS = 1280  # Lite's head conv, the same at every width
@@ -149,5 +164,17 @@ register_variants(
     paper=(
         "Tan and Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural "
         "Networks, ICML 2019"
+    ),
+)
+register_variants(
+    KERAS_VARIANTS,
+    lambda v, **kwargs: EfficientNet(v.width_mult, v.depth_mult, **kwargs),
+    family="efficientnet",
+    input_size=lambda v: v.resolution,
+    min_input_size=32,  # Keras' minimum
+    defaults=lambda v: dict(drop_rate=v.dropout, **KERAS),
+    paper=(
+        "Tan and Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural "
+        "Networks, ICML 2019; keras.applications"
     ),
 )

@@ -99,11 +99,18 @@ def trace(model: nn.Module, input_size: int, depth: int | None = None) -> list[R
 
 
 def summary(
-    model: nn.Module, input_size: int = 224, depth: int | None = None, name: str | None = None
+    model: nn.Module,
+    input_size: int = 224,
+    depth: int | None = None,
+    name: str | None = None,
+    extra_non_trainable: int = 0,
 ) -> str:
-    """The summary table as a string (works on a model built on the meta device)."""
+    """The summary table as a string (works on a model built on the meta device).
+    ``extra_non_trainable``: weights the Keras model has and ours has not (EfficientNet's
+    Normalization constants), added to the totals as Keras counts them."""
     rows = trace(model, input_size, depth)
     totals = count(model)
+    totals.non_trainable += extra_non_trainable
     header = ("Layer (type)", "Output Shape", "Param #")
     cells = [
         (f"{r.name} ({r.kind})", str(("None",) + r.shape[1:]).replace("'", ""), f"{r.params:,}")

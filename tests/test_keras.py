@@ -300,7 +300,9 @@ def test_keras_counts_and_tags():
         assert (totals.total, totals.trainable, totals.non_trainable) == (total, trainable, frozen)
     for name, m in keras_format.MODELS.items():
         top, notop = weights.get_tag(f"{m.arch}.keras_in1k"), f"{m.arch}.keras_notop_in1k"
-        assert top.url == keras_format.KERAS_BASE_URL + m.weights_dir + m.file
+        # EfficientNet's files are under keras.applications' other bucket (m.base_url).
+        base = m.base_url or keras_format.KERAS_BASE_URL
+        assert top.url == base + m.weights_dir + m.file
         assert weights.get_tag(notop).url.endswith(
             ("_notop.h5", "_no_top.h5", "-no-top.h5", "_no_top_v2.h5")
         )

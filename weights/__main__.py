@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .convert import NETS, UNKNOWN, detect_source, to_ours
+from .convert import NETS, UNKNOWN, describe, detect_source, to_ours
 from .errors import DtypeError, WeightsError, one_line
 from .io import (
     check_dtypes,
@@ -23,7 +23,7 @@ from .io import (
     sniff_format,
 )
 from .loading import _tag_of_file
-from .registry import default_tag, get_tag, list_tags
+from .registry import Preprocessing, default_tag, get_tag, list_tags
 from .store import fetch, metadata_for
 
 
@@ -93,12 +93,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         source_sha256=sha256_of(path),
         tag=tag,
     )
+    # What a file says of its own preprocessing wins over a tag's, as when loading it: a
+    # Keras EfficientNet file carries its Normalization constants (weights.keras_format).
+    own = Preprocessing.from_metadata(describe(source, raw)[0])
+    if own is not None:
+        out_meta.update(own.as_metadata())
+    said = ", the file's own preprocessing" if own else ""
     save_safetensors(
         state_dict, args.output, out_meta, check=lambda tmp: _loads_into(args.arch, tmp, source)
     )
     print(
         f"{path} ({source}) -> {args.output}: {len(state_dict)} tensors for {args.arch}"
-        f"{f', preprocessing of {tag.name}' if tag else ''}"
+        f"{f', preprocessing of {tag.name}' if tag and not own else said}"
     )
     return 0
 

@@ -9,6 +9,12 @@ For users who arrive from the Keras tutorials. The modes are keras.applications'
   for a Keras model).
 - ``"tf"`` (Inception v3, Xception, MobileNet v1/v2, Inception-ResNet-v2): ``x / 127.5 - 1``.
 - ``"torch"`` (DenseNet): ``x / 255``, then ImageNet mean/std.
+- ``"efficientnet"`` (EfficientNetB0-B7): Keras' ``preprocess_input`` returns the 0..255
+  images unchanged, because its model normalises them itself (Rescaling, then the
+  Normalization constants stored in the weight file, ``weights.keras_format``). Ours hold no
+  preprocessing, so this mode is what Keras' model does inside, for the published files:
+  ``x / 255``, then ImageNet mean/std (the torch mode's numbers). A file of your own may carry
+  other constants: ``weights.transforms`` and the loaded model's preprocessing use the file's.
 
 Each mode is also a mean/std on [0, 1] input (``weights.keras_format.MODES``), which is how the
 Keras tags record it: ``weights.transforms(tag)`` and ``python -m nets classify`` use the tag's
@@ -68,6 +74,9 @@ def preprocess_input(x, mode: str = "caffe", *, data_format: str = "channels_las
     elif mode == "torch":
         mean = torch.tensor(IMAGENET_MEAN).view(shape)
         std = torch.tensor(IMAGENET_STD).view(shape)
+        out = (t / 255.0 - mean) / std
+    elif mode == "efficientnet":
+        mean, std = (torch.tensor(v).view(shape) for v in MODES[mode])
         out = (t / 255.0 - mean) / std
     else:
         out = t - torch.tensor(CAFFE_MEAN_RGB).view(shape)

@@ -13,18 +13,23 @@ with Keras' tensor layouts. The pieces:
 The file's model is recognised from its layer names (``identify``); a Keras file of another
 model, or of one we do not convert, is refused with a one-line error. Files saved with
 ``include_top=False`` ("notop") lack the classifier layer; ``has_top`` says which kind a file is.
+EfficientNet's files also hold its Normalization layer: not weights of ours but the file's
+preprocessing (``keras_normalization``, ``file_metadata``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 
+import numpy as np
 import torch
 
 from .errors import CheckpointFormatError
 from .io import KERAS_H5
 from .keras_apps import DEPTHWISE, MODELS, KerasModel
-from .keras_reader import Reader, layer_names, normalise, unnamed_conv_bn
+from .keras_reader import Reader, creation_order, layer_names, normalise, unnamed_conv_bn
 from .keras_tensors import (  # noqa: F401  (this module's public names before the split)
     bgr_to_rgb,
     conv_as_dense,
@@ -49,6 +54,45 @@ KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 # keras.applications' preprocessing modes as mean/std on [0, 1] RGB input (see weights.keras).
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)  # Keras subtracts (103.939, 116.779, 123.68) in BGR
+
+# EfficientNet: Keras' model holds its preprocessing: Rescaling(1 / 255), a Normalization
+# layer, (x - mean) / sqrt(variance), whose mean and variance are stored in the weight file,
+# and, only when built with weights="imagenet", Rescaling(1 / sqrt(IMAGENET_STDDEV_RGB)). The
+# published files store ImageNet's std where the variance belongs (tensorflow/tensorflow#49930:
+# mean [0.485, 0.456, 0.406], variance [0.229, 0.224, 0.225]); the extra Rescaling makes it
+# (x - mean) / std again. Our networks hold no preprocessing: the file's constants become
+# the mean/std on [0, 1] input of the tag and of the file's metadata (``keras_normalization``).
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)  # keras/src/applications/efficientnet.py
+EFFICIENTNET_MEAN_RGB = (0.485, 0.456, 0.406)  # the published files' Normalization mean
+
+
+def _float32(value: float) -> float:
+    """The shortest decimal of ``value`` as float32 (the file's precision): 0.229, not
+    0.22900000605773926."""
+    return float(np.format_float_positional(np.float32(value)))
+
+
+def keras_normalization(
+    mean: Collection[float], variance: Collection[float]
+) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
+    """A Keras EfficientNet file's Normalization constants -> (mean, std, published).
+
+    The rule: a file whose variance is IMAGENET_STDDEV_RGB (to float32 precision) carries the
+    published constants; Keras builds such a file's model with weights="imagenet" (the
+    published files, and a user's fine-tuned copy of them, whose non-trainable Normalization
+    keeps them), so it divides once more by sqrt(IMAGENET_STDDEV_RGB): std = sqrt(variance)
+    * sqrt(IMAGENET_STDDEV_RGB). Any other variance (a model built with weights=None, adapted
+    or not) is Keras' plain Normalization: std = sqrt(variance).
+    """
+    variance = tuple(float(v) for v in variance)
+    published = len(variance) == len(IMAGENET_STDDEV_RGB) and all(
+        math.isclose(v, s, rel_tol=1e-6) for v, s in zip(variance, IMAGENET_STDDEV_RGB, strict=True)
+    )
+    extra = IMAGENET_STDDEV_RGB if published else (1.0,) * len(variance)
+    std = tuple(_float32(math.sqrt(v) * math.sqrt(e)) for v, e in zip(variance, extra, strict=True))
+    return tuple(_float32(m) for m in mean), std, published
+
+
 MODES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # caffe: x * 255 - mean (RGB order: the BGR swap is folded into the first conv).
     "caffe": (tuple(m / 255 for m in CAFFE_MEAN_RGB), (1 / 255,) * 3),
@@ -56,6 +100,10 @@ MODES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     # torch: x / 255 then ImageNet mean/std.
     "torch": (IMAGENET_MEAN, IMAGENET_STD),
+    # efficientnet: Keras' preprocess_input is a pass-through (its model normalises 0..255
+    # input itself); ours: x / 255, then the published files' Normalization and extra
+    # Rescaling as one mean/std (numerically the torch mode).
+    "efficientnet": keras_normalization(EFFICIENTNET_MEAN_RGB, IMAGENET_STDDEV_RGB)[:2],
 }
 
 ARCHS = {m.arch: m for m in MODELS.values()}
@@ -112,6 +160,9 @@ def convert(
     if expected is not None and m.moves_for_blocks is not None:
         moves = m.moves_for_blocks(block_prefixes(expected, DEPTHWISE))
     reader = Reader(state_dict)
+    if m.normalization:  # preprocessing constants (file_metadata), no module of ours
+        for layer in creation_order(layer_names(reader.sd), m.normalization):
+            reader.skip(layer)
     unnamed = unnamed_conv_bn(layer_names(reader.sd), m.unnamed, name) if m.unnamed else []
     for move in (*unnamed, *moves):
         reader.move(move)
@@ -145,8 +196,35 @@ def file_metadata(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
         return {}
     m = MODELS[name]
     meta = {"keras_model": name, "keras_mode": m.mode, "keras_top": str(has_top(state_dict))}
-    meta.update(preprocessing(m.mode, m.input_size).as_metadata())
+    p = preprocessing(m.mode, m.input_size)
+    if m.normalization and (norm := normalization_of(state_dict, m.normalization)):
+        mean, std, published = keras_normalization(*norm)
+        p = replace(p, mean=mean, std=std)
+        # "published": Keras' ImageNet constants, with its extra Rescaling (see
+        # keras_normalization); "file": a plain Normalization, (x - mean) / sqrt(variance).
+        meta["keras_normalization"] = "published" if published else "file"
+    meta.update(p.as_metadata())
     return meta
+
+
+def normalization_of(
+    state_dict: Mapping[str, torch.Tensor], base: str
+) -> tuple[list[float], list[float]] | None:
+    """The mean and variance of a file's Keras Normalization layer (the first by creation
+    order: ``normalization``, or ``normalization_<n>`` in a session that made others)."""
+    sd = normalise(state_dict)
+    for layer in creation_order(layer_names(sd), base):
+        mean, var = sd.get(f"{layer}/mean"), sd.get(f"{layer}/variance")
+        if mean is not None and var is not None and mean.numel() == var.numel() == 3:
+            return mean.flatten().tolist(), var.flatten().tolist()
+    return None
+
+
+def keras_only_non_trainable(keras_name: str) -> int:
+    """Keras' non-trainable weights of a model that are not ours (``summary --keras``): the
+    Normalization layer's mean and variance (3 each) and its sample count (1)."""
+    m = MODELS.get(keras_name)
+    return 3 + 3 + 1 if m is not None and m.normalization else 0
 
 
 def describe(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, str], str]:
@@ -180,6 +258,13 @@ register_layout(
 # with MD5 (its file_hash): the tag's md5 field carries it and the store checks it. Keras
 # publishes no SHA-256, so sha256 is left empty (the store records the digest it sees).
 TAG_MODES: dict[str, str] = {}
+NORMALIZATION_NOTE = (
+    ": Keras' model holds its preprocessing (Rescaling(1/255); Normalization with the file's"
+    " mean and variance, which are ImageNet's mean and std, tensorflow/tensorflow#49930; then"
+    " Rescaling(1/sqrt(IMAGENET_STDDEV_RGB))) and takes 0..255 images; ours is a plain"
+    " network and the same arithmetic is this mean/std on [0, 1] input,"
+    " (x - mean) / (sqrt(variance) * sqrt(std)) = (x - mean) / std"
+)
 
 
 def _register_tags() -> None:
@@ -195,7 +280,7 @@ def _register_tags() -> None:
                     file_name=file_name,
                     sha256="",
                     md5=md5,
-                    url=KERAS_BASE_URL + m.weights_dir + file_name,
+                    url=(m.base_url or KERAS_BASE_URL) + m.weights_dir + file_name,
                     preprocessing=preprocessing(m.mode, m.input_size),
                     top1=m.top1,
                     top5=m.top5,
@@ -204,6 +289,7 @@ def _register_tags() -> None:
                         f"keras.applications.{m.keras_name} ImageNet weights"
                         + (" without the top (include_top=False)" if notop else "")
                         + f", preprocessing mode {m.mode!r}"
+                        + (NORMALIZATION_NOTE if m.normalization else "")
                         + ("" if md5 else "; keras.applications publishes no checksum for it")
                         + f"; {m.figures}"
                         + (f". {m.notes}" if m.notes else "")

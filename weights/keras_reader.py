@@ -110,6 +110,11 @@ class Reader:
                 return self.sd[key]
         return None
 
+    def skip(self, layer: str) -> None:
+        """A layer whose tensors are read elsewhere (a Normalization layer's constants): not
+        weights of ours, and not reported as unexpected."""
+        self.used.update(k for k in self.sd if k.rpartition("/")[0] == layer)
+
     def move(self, m: Move) -> None:
         """One row; a layer the file lacks is skipped: the strict check reports our key."""
         if m.kind == "bn":
