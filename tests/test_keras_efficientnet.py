@@ -34,7 +34,7 @@ keras = pytest.importorskip("keras")
 h5py = pytest.importorskip("h5py")
 from keras.src.applications import efficientnet as keras_efficientnet  # noqa: E402
 from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
-from test_keras import _randomize_bn, assert_close, images  # noqa: E402
+from test_keras import _randomize_bn, assert_close, calibrate_bn, images  # noqa: E402
 
 import nets  # noqa: E402
 import weights  # noqa: E402
@@ -72,25 +72,6 @@ def set_normalization(model, mean, variance) -> None:
     )
 
 
-def calibrate(model, size: int) -> None:
-    """BatchNorm's moving statistics from a batch of 32 other random images (momentum 0, a
-    training-mode pass; gamma and beta stay random), the variances then widened by 10%.
-
-    With statistics drawn at random, EfficientNet's signal dies out over its blocks: every
-    image gives the same logits to 1e-4, and a wrong preprocessing or a swapped early layer
-    would pass. At exactly one batch's statistics the network is chaotic instead: float32
-    rounding grows to 1e-2 of the logits (B5 at 32 px; fewer images, B7 too). 10% wider
-    keeps the images apart (the parity tests check it) and the rounding at 1e-6."""
-    norms = [lay for lay in model.layers if isinstance(lay, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(images(size, n=32, seed=5), training=True)
-    for layer in norms:
-        layer.momentum = 0.99
-        gamma, beta, mean, var = layer.get_weights()
-        layer.set_weights([gamma, beta, mean, var * 1.1])
-
-
 def save_h5(model, path) -> str:
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
@@ -106,7 +87,7 @@ def keras_efficientnet_h5(tmp_path, b: int, size: int, *, include_top=True, seed
     model = app(weights=None, include_top=include_top, input_shape=(size, size, 3), **top)
     _randomize_bn(model, seed)
     set_normalization(model, USER_MEAN, USER_VARIANCE)
-    calibrate(model, size)
+    calibrate_bn(model, size)  # the model normalises 0..255 input itself
     name = f"efficientnetb{b}{'' if include_top else '_notop'}.h5"
     return model, save_h5(model, tmp_path / name)
 
@@ -223,7 +204,7 @@ def test_published_files_rule_matches_keras_imagenet_model(tmp_path, monkeypatch
     assert sum(isinstance(lay, keras.layers.Rescaling) for lay in ref.layers) == 2
     _randomize_bn(ref, 2)
     set_normalization(ref, keras_format.EFFICIENTNET_MEAN_RGB, keras_format.IMAGENET_STDDEV_RGB)
-    calibrate(ref, size)
+    calibrate_bn(ref, size)
     path = save_h5(ref, tmp_path / "efficientnetb0_notop.h5")
     features = torch.as_tensor(keras.ops.convert_to_numpy(ref(x)))
     # Keras' own counts without the top, B0 (the recorded table's source).

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 keras = pytest.importorskip("keras")
 h5py = pytest.importorskip("h5py")
 from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
-from test_keras import _randomize_bn, assert_close, images, keras_out, our_out  # noqa: E402
+from test_keras import _randomize_bn, assert_close, calibrate_bn, images, keras_out, our_out  # noqa: E402
 
 import nets  # noqa: E402
 import weights  # noqa: E402
@@ -81,6 +81,7 @@ def keras_v3_h5(tmp_path, arch: str, *, size: int = SIZE, include_top: bool = Tr
         kwargs["pooling"] = "avg"
     model = getattr(keras.applications, app)(**kwargs)
     _randomize_bn(model, seed)
+    calibrate_bn(model, size)  # the model rescales 0..255 input itself
     path = tmp_path / f"{arch}{'' if include_top else '_notop'}_{size}.h5"
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)

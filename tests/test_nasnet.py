@@ -29,7 +29,7 @@ keras = pytest.importorskip("keras")
 h5py = pytest.importorskip("h5py")
 from keras.src.applications import nasnet as keras_nasnet  # noqa: E402
 from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
-from test_keras import _randomize_bn, assert_close, images, our_out  # noqa: E402
+from test_keras import _randomize_bn, assert_close, calibrate_bn, images, our_out  # noqa: E402
 
 import nets  # noqa: E402
 import weights  # noqa: E402
@@ -67,6 +67,7 @@ def keras_nasnet_h5(tmp_path, arch: str, *, include_top: bool = True, seed: int 
         (SIZE, SIZE, 3), include_top=include_top, weights=None, **KERAS_ARGS[arch], **top
     )
     _randomize_bn(model, seed)
+    calibrate_bn(model, SIZE, keras_nasnet.preprocess_input)
     path = tmp_path / f"{arch}{'' if include_top else '_notop'}.h5"
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from conftest import n_params, randomize_bn
+from conftest import calibrate_bn, n_params, randomize_bn
 
 import nets
 import weights
@@ -132,10 +132,10 @@ def test_keras_tags_are_covered_by_the_keras_parity_tests(request):
 def test_tag_file_gives_the_source_logits(source, arch, tags, tmp_path):
     ref_source = REFERENCES[source]
     torch.manual_seed(0)
-    ref = randomize_bn(ref_source.build(arch)).eval()
+    size = ref_source.input_size(arch)
+    ref = calibrate_bn(randomize_bn(ref_source.build(arch)), size)
     path = tmp_path / f"{arch}-{source}.pth"
     torch.save(ref.state_dict(), path)
-    size = ref_source.input_size(arch)
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         expected = ref(x)
@@ -148,6 +148,10 @@ def test_tag_file_gives_the_source_logits(source, arch, tags, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(ours(x), expected)
     assert expected.abs().max() > 1e-2  # a real comparison, not of near-zero numbers
+    # ... and of logits that depend on the input (random BatchNorm statistics can kill a deep
+    # network's signal, and a wrong mapping would then pass unseen).
+    spread = (expected[0] - expected[1]).abs().max() / expected.abs().max()
+    assert spread > 1e-2, f"the two images' logits differ by {spread:.2g} of their scale"
     assert n_params(ours) == ref_params
     if arch in COUNTED_WITH_AUX:
         ref_params = n_params(nets.create_model(arch, aux_logits=True))

@@ -107,7 +107,11 @@ def test_resnet50_v2(tmp_path):
 def test_deeper_resnets(tmp_path, app, module, arch, mode):
     # With the top only: the notop files are the same tables less "predictions" (checked on
     # ResNet50V2 here and ResNet50 in test_keras.py).
-    check_parity(tmp_path, app, module, arch, mode, 32, notop=False)
+    # ResNet152 (caffe mode, 0..255-scale input) with calibrated BatchNorm: float32 itself
+    # is 1.5e-4 of the logits away from float64 (ours in float32 against ours in float64,
+    # measured: 1.5e-4; Keras against ours in float64: 1.4e-4), so 1e-4 would test rounding.
+    tol = 3e-4 if arch == "keras_resnet152" else 1e-4
+    check_parity(tmp_path, app, module, arch, mode, 32, notop=False, tol=tol)
 
 
 def test_tags():
