@@ -86,6 +86,26 @@ def calibrate_bn(model: nn.Module, size: int, *, n: int = 16, widen: float = 1.1
     return model.eval()
 
 
+def assert_input_matters(logits: torch.Tensor) -> None:
+    """A parity comparison means something: the logits are not near zero, and the batch's
+    first two images get logits that differ by over 1% of their scale (with BatchNorm
+    statistics that kill the signal, a wrong mapping would pass unseen)."""
+    scale = logits.abs().max()
+    assert scale > 1e-2, f"logits up to {scale:.2g}: a comparison of near-zero numbers"
+    spread = (logits[0] - logits[1]).abs().max() / scale
+    assert spread > 1e-2, f"the two images' logits differ by {spread:.2g} of their scale"
+
+
+def assert_same_logits(ours: nn.Module, ref: nn.Module, x: torch.Tensor, **tol) -> None:
+    """``ours(x)`` equals ``ref(x)`` on a batch of at least two images that the reference
+    tells apart (``assert_input_matters``)."""
+    assert x.shape[0] >= 2, "a parity batch needs two images to show it depends on them"
+    with torch.no_grad():
+        expected = ref(x)
+        torch.testing.assert_close(ours(x), expected, **tol)
+    assert_input_matters(expected)
+
+
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
