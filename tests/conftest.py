@@ -71,15 +71,22 @@ def calibrate_bn(model: nn.Module, size: int, *, n: int = 16, widen: float = 1.1
     could not see a wrong mapping. At exactly one batch's statistics some networks turn
     chaotic instead (float32 rounding grows to 1e-2 of the logits); 10% wider keeps the
     images apart and the rounding small. Parity tests check that their images differ."""
+    g = torch.Generator().manual_seed(5)
+    return calibrate_bn_on(model, torch.randn(n, 3, size, size, generator=g), widen=widen)
+
+
+def calibrate_bn_on(model: nn.Module, x: torch.Tensor, *, widen: float = 1.0) -> nn.Module:
+    """BatchNorm running statistics measured on the batch ``x``, as training leaves them (a
+    plain average over one training-mode pass), variances times ``widen``; returns the model
+    in eval with each BatchNorm's momentum as it was."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a plain average over the pass
     model.train()
-    g = torch.Generator().manual_seed(5)
     with torch.no_grad():
-        model(torch.randn(n, 3, size, size, generator=g))
+        model(x)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
         m.running_var.mul_(widen)

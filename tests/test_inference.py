@@ -8,7 +8,7 @@ import fnmatch
 
 import pytest
 import torch
-from conftest import randomize_bn
+from conftest import calibrate_bn_on, randomize_bn
 from torch import nn
 
 import nets
@@ -373,21 +373,6 @@ def test_half_precision_keeps_the_real_top1(capsys):
     assert top1 >= 0.99 and top5 >= 0.97, (top1, top5)
 
 
-def _calibrated(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """BatchNorm statistics measured on ``x``, as training leaves them: each BatchNorm then
-    normalises its input, as in a trained network (at initialisation the statistics are 0
-    and 1 whatever the input, and unnormalised activations grow with depth: Inception v3's
-    logits reach 8e7 there, which says nothing about trained weights)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # a plain average over the pass
-    model.train()
-    with torch.no_grad():
-        model(x)
-    return model.eval()
-
-
 @pytest.mark.parametrize("name", _one_per_family())
 def test_float16_headroom_per_family(name):
     """No family's fast path overflows float16 structurally: with BatchNorm statistics
@@ -398,7 +383,10 @@ def test_float16_headroom_per_family(name):
     model = nets.create_model(name).eval()
     size = max(model.min_input_size, 64)
     x = torch.randn(4, model.in_chans, size, size, generator=torch.Generator().manual_seed(2))
-    room = nets.half_precision_headroom(_calibrated(model, x), x)
+    # Statistics measured on the input, as in a trained network: at initialisation they are
+    # 0 and 1 whatever the input, and unnormalised activations grow with depth (Inception
+    # v3's logits reach 8e7 there, which says nothing about trained weights).
+    room = nets.half_precision_headroom(calibrate_bn_on(model, x), x)
     assert room.fits and room.factor > 8, str(room)
     with torch.no_grad():  # one image: float16 convolutions are slow on a CPU
         assert torch.isfinite(optimize_for_inference(model, dtype=torch.float16)(x[:1])).all()
