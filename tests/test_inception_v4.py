@@ -33,16 +33,11 @@ def test_timm_checkpoint_gives_timm_logits(name, save_reference):
     assert n_params(ours) == n_params(ref)
     # The smallest valid input, one a little larger (every layer runs on a map wider than
     # 1x1), and the native 299.
-    for batch, size in ((2, 75), (2, 107), (1, 299)):
-        x = torch.randn(batch, 3, size, size)
-        if batch > 1:
-            assert_same_logits(ours, ref, x)
-        else:  # one image at the native size, its logits not near zero
-            with torch.no_grad():
-                torch.testing.assert_close(ours(x), ref(x))
-                assert ref(x).abs().max() > 1e-2
+    for size in (75, 107, 299):
+        x = torch.randn(2, 3, size, size)
+        assert_same_logits(ours, ref, x)
     with torch.no_grad():
-        assert ours.forward_features(x).shape == (1, 1536, 8, 8)
+        assert ours.forward_features(x).shape == (2, 1536, 8, 8)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

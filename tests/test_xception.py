@@ -30,16 +30,10 @@ def pair(module_dir):
 
 # 71 is Keras' minimum (the exit flow ends at 3x3); 107 leaves odd sizes after every pool;
 # 299 is the size the weights were trained at.
-@pytest.mark.parametrize("size,batch", [(71, 2), (107, 2), (299, 1)])
-def test_timm_checkpoint_gives_timm_logits(pair, size, batch):
+@pytest.mark.parametrize("size", [71, 107, 299])
+def test_timm_checkpoint_gives_timm_logits(pair, size):
     ours, ref = pair
-    x = torch.randn(batch, 3, size, size)
-    if batch > 1:
-        assert_same_logits(ours, ref, x)
-    else:  # one image at the native size, its logits not near zero
-        with torch.no_grad():
-            torch.testing.assert_close(ours(x), ref(x))
-            assert ref(x).abs().max() > 1e-2
+    assert_same_logits(ours, ref, torch.randn(2, 3, size, size))
 
 
 def test_stage_maps_are_timms_feature_taps(pair):
