@@ -16,6 +16,8 @@ COLUMNS = (
     "model", "mode", "dtype", "input_size", "batch_size", "params", "macs",
     "latency_ms", "tv_latency_ms", "throughput", "tv_throughput", "ratio_throughput",
     "eager_throughput", "ratio_eager_throughput", "tvc_throughput", "ratio_tvc_throughput",
+    "gmacs_s", "tv_gmacs_s", "peak_gmacs_s", "share_of_peak", "tv_share_of_peak",
+    "ceiling_vs_tv", "peak_layer",
     "train_throughput", "tv_train_throughput", "ratio_train_throughput",
     "peak_infer_mb", "tv_peak_infer_mb", "peak_train_mb", "tv_peak_train_mb",
     "compile_s", "tv_compile_s", "tvc_compile_s", "train_compile_s", "tv_train_compile_s",
@@ -53,6 +55,16 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:
     return "" if v is None else fmt.format(v)
 
 
+def _share(r: dict) -> str:
+    """Ours (torchvision's) achieved GMAC/s at batch N as a percentage of the conv peak."""
+    if r.get("share_of_peak") is None:
+        return ""
+    text = f"{100 * r['share_of_peak']:.0f}"
+    if r.get("tv_share_of_peak") is not None:
+        text += f" ({100 * r['tv_share_of_peak']:.0f})"
+    return text
+
+
 def _mode(r: dict) -> str:
     batch = [v for k, v in r.get("plans", {}).items() if k.startswith(f"{r['batch_size']}x")]
     return f"{r['mode']} ({batch[0]})" if batch else r["mode"]
@@ -62,10 +74,14 @@ def markdown(rows: list[dict]) -> str:
     """One line per network and mode; ratios are ours/torchvision speed (> 1: ours faster),
     median of the interleaved pairs with the 25th-75th percentile spread. The fast path's
     rows also give its ratio to our own plain eager model, and its mode says what it chose
-    to run at batch N (a TorchScript graph or the folded eager model)."""
+    to run at batch N (a TorchScript graph or the folded eager model). "% of peak" is the
+    achieved GMAC/s at batch N over the device's dense-convolution peak measured in the same
+    run (``roofline.conv_peak``), and "ceiling" that peak over torchvision's achieved rate:
+    the most any implementation of the same MACs could gain over torchvision there."""
     head = (
         "| model | mode | size | params (M) | GMACs | latency b1 (ms) | tv (ms) | "
-        "img/s bN | tv img/s | ratio | vs ours eager | vs tv compiled | train img/s | "
+        "img/s bN | tv img/s | ratio | vs ours eager | vs tv compiled | % of peak (tv) | "
+        "ceiling | train img/s | "
         "tv train | train ratio | "
         "peak MB (infer/train) | compile s (tv) |"
     )
@@ -98,6 +114,8 @@ def markdown(rows: list[dict]) -> str:
                     _ratio(r.get("ratio_throughput")),
                     _ratio(r.get("ratio_eager_throughput")),
                     _ratio(r.get("ratio_tvc_throughput")),
+                    _share(r),
+                    _num(r.get("ceiling_vs_tv"), "{:.2f}"),
                     _num(r.get("train_throughput")),
                     _num(r.get("tv_train_throughput")),
                     _ratio(r.get("ratio_train_throughput")),

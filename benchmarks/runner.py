@@ -17,7 +17,7 @@ import nets
 from nets.cost import count_macs
 from nets.inference import optimize_for_inference
 
-from . import memory
+from . import memory, roofline
 from .models import build_pair, input_size
 from .timing import interleaved, ratio_stats, sync
 
@@ -194,17 +194,27 @@ def _train_fn(model: nn.Module, x: torch.Tensor, mode: str, device: torch.device
 
 
 def _pair_figures(
-    fns: list[Callable], prefixes: list[str], batch: int, settings: Settings, key: str, row: dict
-) -> None:
+    fns: list[Callable],
+    prefixes: list[str],
+    batch: int,
+    settings: Settings,
+    key: str,
+    row: dict,
+    also: Callable | None = None,
+) -> list[float] | None:
     """Time ``fns`` interleaved, the first being ours; store the medians in ``row`` under
-    ``prefix + key`` and, for each of the others, the ratio ours/it as ``ratio_`` + prefix."""
-    samples = interleaved(fns, settings.device, repeats=settings.repeats)
+    ``prefix + key`` and, for each of the others, the ratio ours/it as ``ratio_`` + prefix.
+    ``also`` (the roofline's peak layer) is timed in the same interleaving, so that it
+    meets the same load; its seconds per call are returned."""
+    samples = interleaved([*fns, *([also] if also else [])], settings.device,
+                          repeats=settings.repeats)  # fmt: skip
     scale = (lambda s: s.median * 1000) if key == "latency_ms" else (lambda s: batch / s.median)
-    for prefix, s in zip(prefixes, samples, strict=True):
+    for prefix, s in zip(prefixes, samples, strict=False):
         row[f"{prefix}{key}"] = scale(s)
         row[f"{prefix}{key}_samples"] = s.seconds
         if prefix:
             row[f"ratio_{prefix.replace('tv_', '')}{key}"] = ratio_stats(samples[0], s)
+    return samples[-1].seconds if also else None
 
 
 def _first_calls(
@@ -256,6 +266,7 @@ def iter_measure(
     }
     if base_theirs is not None:
         common["max_abs_diff_vs_tv"] = max_abs_diff(base_ours, base_theirs, x1)
+    roofs: dict[torch.dtype, roofline.PeakLayer | None] = {}  # chosen once per precision
 
     for mode in settings.modes:
         row = dict(common, mode=mode)
@@ -265,6 +276,10 @@ def iter_measure(
             yield row
             continue
         log(f"{name} [{mode}] {size}x{size} batch {batch}")
+        dtype = roofline.compute_dtype(mode, fast_dtype(mode, device))
+        if dtype not in roofs:
+            roofs[dtype] = roofline.peak_layer(device, dtype)
+        roof, roof_seconds = roofs[dtype], None
         ours = copy.deepcopy(base_ours)
         theirs = None if base_theirs is None else copy.deepcopy(base_theirs)
         ours = prepare(ours, mode, _convert(xb, mode), ours=True, backend=settings.fast_backend)
@@ -293,7 +308,10 @@ def iter_measure(
                 # modes, where its compiled copy is timed as tvc_.
                 only = ("", "tv_") if mode == "compile" else ("", "tvc_")
                 _first_calls(fns, prefixes, "compile_s", device, row, only)
-            _pair_figures(fns, prefixes, n, settings, key, row)
+            also = roof.make() if roof is not None and key == "throughput" else None
+            seconds = _pair_figures(fns, prefixes, n, settings, key, row, also)
+            roof_seconds = roof_seconds if seconds is None else seconds
+            also = None  # the peak layer's tensors: not held during the memory figures
         if mode in FAST_MODES:
             row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
             row["plan_why"] = {"x".join(map(str, k)): p.why for k, p in ours.plan_details.items()}
@@ -323,4 +341,4 @@ def iter_measure(
                     row[f"{prefix}peak_infer_mb"] = peak["infer_mb"]
                     row[f"{prefix}peak_train_mb"] = peak["train_mb"]
         del ours, theirs, models
-        yield row
+        yield roofline.annotate(row, roof, roof_seconds)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nets
-from benchmarks import cli, runner, timing
+from benchmarks import cli, roofline, runner, timing
 from benchmarks.models import build_pair, has_twin
 from benchmarks.runner import NetworkTimeout, Settings, deadline, measure_model, subjects
 
@@ -36,6 +36,12 @@ def test_smoke_run_writes_the_report(tmp_path, capsys):
         assert eager[key] > 0 and eager[f"tv_{key}"] > 0
         assert set(eager[f"ratio_{key}"]) == {"median", "p25", "p75"}
     assert {"peak_infer_mb", "peak_train_mb", "tv_peak_infer_mb", "tv_peak_train_mb"} <= set(eager)
+    # The roofline: achieved GMAC/s from the row's own figures, over the conv peak of the run.
+    assert eager["gmacs_s"] == pytest.approx(eager["macs"] * eager["throughput"] / 1e9)
+    assert eager["peak_gmacs_s"] > 0 and eager["peak_layer"].endswith("batch 8, float32")
+    assert eager["share_of_peak"] == pytest.approx(eager["gmacs_s"] / eager["peak_gmacs_s"])
+    assert eager["ceiling_vs_tv"] == pytest.approx(eager["peak_gmacs_s"] / eager["tv_gmacs_s"])
+    assert "| % of peak (tv) | ceiling |" in table
     fast = rows["fast"]
     assert fast["throughput"] > 0 and "train_throughput" not in fast
     assert fast["tv_throughput"] > 0 and fast["eager_throughput"] > 0  # both references
@@ -108,6 +114,7 @@ def test_runner_computes_only_on_the_target_device():
     rows = measure_model("resnet18", settings, log=lambda s: None)
     assert [r["mode"] for r in rows] == ["eager", "channels_last", "fast"]
     assert rows[0]["max_abs_diff_vs_tv"] is None  # no values on meta to compare
+    assert "peak_gmacs_s" not in rows[0]  # nor time to measure a peak in
     assert all(r["throughput"] > 0 for r in rows) and rows[0]["train_throughput"] > 0
 
 
@@ -171,6 +178,38 @@ def test_a_timeout_wrapped_or_swallowed_by_a_library_still_ends_the_network():
                 pass  # swallowed: the alarm fires again a second later
             time.sleep(5)
     assert time.perf_counter() - t < 2.5
+
+
+def test_peak_layer_is_the_fastest_candidate(monkeypatch):
+    """The peak is the best rate over the candidate layers, each really run once here."""
+    calls = []
+
+    def rate(call, macs, device):
+        assert call().shape[1] in (4, 8)  # the convolution runs, in the dtype asked for
+        calls.append(macs)
+        return {2 * 4 * 4**2 * 4 * 3**2: 5.0, 2 * 8 * 2**2 * 4 * 1: 7.0}[macs]  # n cout hw cin kk
+
+    monkeypatch.setattr(roofline, "_rate", rate)
+    shapes = ((4, 4, 3, 4), (4, 8, 1, 2))
+    peak = roofline.peak_layer(torch.device("cpu"), shapes=shapes, batch=2)
+    assert len(calls) == 2 and peak.gmacs_s == 7.0 and peak.dtype == torch.float32
+    assert peak.shape == "1x1 conv 4->8 at 2x2, batch 2" and peak.macs == 256
+    assert roofline.peak_layer(torch.device("meta")) is None
+
+
+def test_peak_layer_rate_is_real_and_shares_use_the_same_samples():
+    peak = roofline.peak_layer(torch.device("cpu"), shapes=((16, 16, 3, 16),), batch=2)
+    assert 0.01 < peak.gmacs_s < 1e5  # GMAC/s of a real convolution on this machine
+    # Shares pair each sample with the peak layer's sample timed beside it: a machine
+    # twice as slow in the second sample leaves the share alone.
+    row = {"macs": 1e9, "batch_size": 2, "throughput": 1.0, "tv_throughput": 1.0,
+           "throughput_samples": [1.0, 2.0], "tv_throughput_samples": [2.0, 4.0]}  # fmt: skip
+    roofline.annotate(row, peak, [peak.macs / 4e9, peak.macs / 2e9])  # 4 then 2 GMAC/s
+    assert row["share_of_peak"] == pytest.approx(0.5) and row["tv_share_of_peak"] == 0.25
+    assert row["ceiling_vs_tv"] == pytest.approx(4.0) and row["peak_gmacs_s"] == 3.0
+    assert roofline.compute_dtype("amp", torch.float32) == torch.bfloat16
+    assert roofline.compute_dtype("fast", torch.float16) == torch.float16
+    assert roofline.compute_dtype("channels_last", torch.float16) == torch.float32
 
 
 def test_twins_come_from_the_weights_registry():
