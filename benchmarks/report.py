@@ -76,7 +76,7 @@ def markdown(rows: list[dict]) -> str:
     rows also give its ratio to our own plain eager model, and its mode says what it chose
     to run at batch N (a TorchScript graph or the folded eager model). "% of peak" is the
     achieved GMAC/s at batch N over the device's dense-convolution peak measured in the same
-    run (``roofline.conv_peak``), and "ceiling" that peak over torchvision's achieved rate:
+    run (``roofline.peak_layer``), and "ceiling" that peak over torchvision's achieved rate:
     the most any implementation of the same MACs could gain over torchvision there."""
     head = (
         "| model | mode | size | params (M) | GMACs | latency b1 (ms) | tv (ms) | "

@@ -15,7 +15,6 @@ the ceiling is a guide, not a bound.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .timing import MIN_SAMPLE_S, sync, time_calls
+from .timing import interleaved
 
 # (in channels, out channels, kernel, side): dense layers of the shapes ResNet-50 spends its
 # time in (3x3 at 56 and 28, a wide 1x1 at 14). Batch: what keeps each call long enough to
@@ -95,23 +94,10 @@ def peak_layer(
 
 
 def _rate(call: Callable[[], object], macs: int, device: torch.device) -> float:
-    """GMAC/s of ``call``: warmed up (algorithm choice, caches), then the best sample."""
-    for _ in range(2):
-        call()
-    sync(device)
-    iters = max(1, math.ceil(MIN_SAMPLE_S / max(time_calls(call, 1, device), 1e-9)))
-    seconds = min(time_calls(call, iters, device) for _ in range(SAMPLES))
-    return macs / seconds / 1e9
-
-
-def compute_dtype(mode: str, fast_dtype: torch.dtype) -> torch.dtype:
-    """The precision a mode's convolutions run in: bf16 under autocast, the fast path's own
-    in the fast modes, float32 otherwise."""
-    if mode in ("bf16", "amp"):
-        return torch.bfloat16
-    if mode in ("fast", "fast-fp32"):
-        return fast_dtype
-    return torch.float32
+    """GMAC/s of ``call``: warmed up and calibrated as every timing is, then the best of
+    a few samples."""
+    samples = interleaved([call], device, repeats=SAMPLES)[0]
+    return macs / min(samples.seconds) / 1e9
 
 
 def annotate(row: dict, peak: PeakLayer | None, peak_seconds: list[float] | None) -> dict:

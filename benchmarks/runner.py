@@ -47,6 +47,14 @@ def fast_dtype(mode: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def mode_dtype(mode: str, device: torch.device) -> torch.dtype:
+    """The precision ``mode``'s convolutions run in on ``device`` (the roofline's peak is
+    measured in it): bf16 under autocast, the fast path's own in the fast modes, else float32."""
+    if mode in ("bf16", "amp"):
+        return torch.bfloat16
+    return fast_dtype(mode, device) if mode in FAST_MODES else torch.float32
+
+
 @dataclass
 class Settings:
     device: torch.device
@@ -206,15 +214,16 @@ def _pair_figures(
     ``prefix + key`` and, for each of the others, the ratio ours/it as ``ratio_`` + prefix.
     ``also`` (the roofline's peak layer) is timed in the same interleaving, so that it
     meets the same load; its seconds per call are returned."""
-    samples = interleaved([*fns, *([also] if also else [])], settings.device,
-                          repeats=settings.repeats)  # fmt: skip
+    timed = interleaved([*fns, *([also] if also else [])], settings.device,
+                        repeats=settings.repeats)  # fmt: skip
+    samples, extra = timed[: len(fns)], timed[len(fns) :]
     scale = (lambda s: s.median * 1000) if key == "latency_ms" else (lambda s: batch / s.median)
-    for prefix, s in zip(prefixes, samples, strict=False):
+    for prefix, s in zip(prefixes, samples, strict=True):
         row[f"{prefix}{key}"] = scale(s)
         row[f"{prefix}{key}_samples"] = s.seconds
         if prefix:
             row[f"ratio_{prefix.replace('tv_', '')}{key}"] = ratio_stats(samples[0], s)
-    return samples[-1].seconds if also else None
+    return extra[0].seconds if extra else None
 
 
 def _first_calls(
@@ -276,7 +285,7 @@ def iter_measure(
             yield row
             continue
         log(f"{name} [{mode}] {size}x{size} batch {batch}")
-        dtype = roofline.compute_dtype(mode, fast_dtype(mode, device))
+        dtype = mode_dtype(mode, device)
         if dtype not in roofs:
             roofs[dtype] = roofline.peak_layer(device, dtype)
         roof, roof_seconds = roofs[dtype], None

@@ -207,9 +207,10 @@ def test_peak_layer_rate_is_real_and_shares_use_the_same_samples():
     roofline.annotate(row, peak, [peak.macs / 4e9, peak.macs / 2e9])  # 4 then 2 GMAC/s
     assert row["share_of_peak"] == pytest.approx(0.5) and row["tv_share_of_peak"] == 0.25
     assert row["ceiling_vs_tv"] == pytest.approx(4.0) and row["peak_gmacs_s"] == 3.0
-    assert roofline.compute_dtype("amp", torch.float32) == torch.bfloat16
-    assert roofline.compute_dtype("fast", torch.float16) == torch.float16
-    assert roofline.compute_dtype("channels_last", torch.float16) == torch.float32
+    cuda = torch.device("cuda")
+    assert runner.mode_dtype("amp", torch.device("cpu")) == torch.bfloat16
+    assert runner.mode_dtype("fast", cuda) == torch.float16
+    assert runner.mode_dtype("channels_last", cuda) == torch.float32
 
 
 def test_twins_come_from_the_weights_registry():
