@@ -27,6 +27,8 @@ from train.errors import TrainError
 from train.loop import Throughput, batches, train_epoch
 from weights.io import atomic_write_text
 
+from . import report
+
 IMAGE_STRATEGIES = ("fine-tune", "feature-extract", "scratch")
 
 
@@ -126,7 +128,7 @@ def measure(args: argparse.Namespace) -> dict:
         "loop_images_per_s": round(loop_ips, 2),
         "ratio": round(loop_ips / bare_ips, 3),
         "loop_data_wait": round(timing.wait_share, 3),
-        "machine": {"cpus": torch.get_num_threads(), "torch": torch.__version__,
+        "machine": {**report.machine(),
                     "gpu": torch.cuda.get_device_name(ctx.device)
                     if ctx.device.type == "cuda" else None},
     }  # fmt: skip

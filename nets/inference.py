@@ -48,6 +48,7 @@ __all__ = [
     "BACKENDS",
     "InferenceModel",
     "Plan",
+    "cpu_native_kernels",
     "find_conv_bn_pairs",
     "fold_batchnorm",
     "optimize_for_inference",
@@ -62,6 +63,24 @@ DTYPES = (None, torch.float32, torch.bfloat16, torch.float16)
 # reordered sum rounds to 8 (bfloat16) or 11 (float16) bits, so a wrong graph, not the
 # rounding, is what the wider bound still catches.
 _GRAPH_TOLERANCE = {torch.float32: 1e-3, torch.float16: 3e-2, torch.bfloat16: 3e-2}
+
+
+def cpu_native_kernels(dtype: torch.dtype) -> bool | None:
+    """Whether oneDNN has native kernels for ``dtype`` on this CPU (None: this torch cannot
+    tell). Without them half precision falls back to slower generic kernels: measured
+    with EfficientNet-Lite0 at batch 8, float16 20x slower on an AVX-512 host without
+    float16 instructions, bfloat16 3.9x slower on an AVX2 host and 2.2x *faster* on one with
+    bfloat16 instructions."""
+    if dtype == torch.float32:
+        return True
+    probe = {
+        torch.bfloat16: "_is_mkldnn_bf16_supported",
+        torch.float16: "_is_mkldnn_fp16_supported",
+    }
+    name = probe.get(dtype)
+    if name is None or not hasattr(torch.ops.mkldnn, name):  # private ops, as inductor uses
+        return None
+    return bool(getattr(torch.ops.mkldnn, name)())
 
 
 @dataclass(frozen=True)
@@ -281,6 +300,9 @@ class InferenceModel(nn.Module):
                 runner = "torchscript"
             else:
                 why = f"no graph for {x.dtype} on the CPU; backend='compile' would compile one"
+                if cpu_native_kernels(x.dtype) is False:
+                    why += f"; no native {str(x.dtype).split('.')[-1]} kernels on this CPU,"
+                    why += " so float32 runs faster here"
                 return None, Plan("eager", why)
         elif runner == "torchscript" and (cuda or x.dtype != torch.float32):
             return None, Plan("eager", "TorchScript's oneDNN graph takes CPU float32 only")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nets
-from benchmarks import cli, roofline, runner, timing
+from benchmarks import cli, report, roofline, runner, timing
 from benchmarks.models import build_pair, has_twin
 from benchmarks.runner import NetworkTimeout, Settings, deadline, measure_model, subjects
 
@@ -27,6 +27,12 @@ def test_smoke_run_writes_the_report(tmp_path, capsys):
     data = json.loads((out / "results.json").read_text())
     assert data["meta"]["command"].startswith("python -m benchmarks resnet18")
     assert {"cpu", "torch", "torchvision", "threads"} <= set(data["meta"]["machine"])
+    # Which kernels the CPU allows: figures from an AVX2 and an AVX-512 host differ by far
+    # more than the noise, so a result that does not say which it was cannot be compared.
+    machine = data["meta"]["machine"]
+    assert machine["cpu_isa"] == torch.backends.cpu.get_cpu_capability()
+    assert set(machine["cpu_flags"]) <= set(report._ISA_FLAGS)
+    assert isinstance(machine["cpu_native_bf16"], bool)
     rows = {r["mode"]: r for r in data["rows"]}
     assert set(rows) == {"eager", "fast"}
     eager = rows["eager"]

@@ -12,6 +12,7 @@ from conftest import calibrate_bn_on, randomize_bn
 from torch import nn
 
 import nets
+from nets import inference
 from nets.inference import InferenceModel, find_conv_bn_pairs, optimize_for_inference
 
 LARGE = (
@@ -315,6 +316,26 @@ def test_half_precision_storage_with_float32_at_the_doors():
     assert fp32.dtype is None and {p.dtype for p in fp32.model.parameters()} == {torch.float32}
     with pytest.raises(ValueError, match="dtype must be None, torch.float32, torch.bfloat16"):
         optimize_for_inference(model, dtype=torch.int8)
+
+
+def test_the_plan_says_when_the_cpu_has_no_native_half_kernels(monkeypatch):
+    """Half precision without oneDNN kernels for it runs several times slower than float32
+    (Lite0: float16 20x on an AVX-512 host without float16 instructions): the plan says so
+    where the CPU lacks them, and only there."""
+    assert inference.cpu_native_kernels(torch.float32) is True
+    assert inference.cpu_native_kernels(torch.int8) is None
+    assert isinstance(inference.cpu_native_kernels(torch.bfloat16), bool)
+    model = randomize_bn(nets.create_model("resnet18")).eval()
+    x = torch.randn(1, 3, 32, 32)
+    for native in (False, True, None):
+        monkeypatch.setattr(inference, "cpu_native_kernels", lambda dtype, n=native: n)
+        fast = optimize_for_inference(model, dtype=torch.bfloat16)
+        with torch.no_grad():
+            fast(x)
+        why = fast.plan_details[(1, 3, 32, 32)].why
+        assert why.startswith("no graph for torch.bfloat16 on the CPU"), why
+        said = "; no native bfloat16 kernels on this CPU, so float32 runs faster here" in why
+        assert said == (native is False), why
 
 
 def _sample_crops(n: int, size: int = 224) -> torch.Tensor:

@@ -141,6 +141,7 @@ def test_train_loop_benchmark_side_by_side(tmp_path, capsys):
                                        rel=1e-2)  # fmt: skip
     assert r["batch_size"] == 4 and r["input"] == [1, 32, 32] and r["steps"] == 2
     assert r["compile"] is False and r["warmup_s"] > 0
+    assert r["machine"]["threads"] == torch.get_num_threads() and r["machine"]["cpu_isa"]
     assert not any((tmp_path / "jpegs").glob("**/*.part")) and not Path("runs/x").exists()
 
     assert bench_cli.main([*argv[:-2], "--steps", "0"]) == 2
