@@ -85,10 +85,10 @@ def test_lenet5_from_scratch_on_digits_reaches_97_percent(tmp_path):
     [
         (dict(amp="bf16"), "bfloat16"),
         (dict(amp="fp16", clip_grad=1.0, accum_steps=2), "float16"),  # the gradient scaler
-        (dict(channels_last=True), None),
+        (dict(channels_last=False), None),  # channels_last is the default on the CPU
         (dict(compile=True), None),
     ],
-    ids=["bf16", "fp16-scaler-clip-accum", "channels-last", "compile"],
+    ids=["bf16", "fp16-scaler-clip-accum", "no-channels-last", "compile"],
 )
 def test_loop_options_train_on_the_cpu(tmp_path, capsys, options, dtype):
     """The options a GPU run uses, run on the CPU (autocast, the fp16 gradient scaler with
@@ -102,6 +102,9 @@ def test_loop_options_train_on_the_cpu(tmp_path, capsys, options, dtype):
                     **options)  # fmt: skip
     header = next(ln for ln in capsys.readouterr().out.splitlines() if "process(es)" in ln)
     assert header.endswith(f"| {dtype}") if dtype else "float16" not in header, header
+    channels_last = options.get("channels_last", True)
+    assert ("| channels_last" in header) == channels_last, header
+    assert res["channels_last"] is channels_last
     assert res["top1"] >= 0.8, res["top1"]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert set(state["model"]) == set(nets.create_model("lenet5").state_dict())
@@ -109,6 +112,16 @@ def test_loop_options_train_on_the_cpu(tmp_path, capsys, options, dtype):
         assert state["scaler"]["scale"] > 0  # the scaler ran and its state is resumable
     model = nets.create_model("lenet5", weights=str(out / "best.safetensors")).eval()
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+
+
+def test_channels_last_by_default_except_segmentation_on_the_cpu():
+    from train.engine import default_channels_last
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert default_channels_last(cpu, segmentation=False)
+    assert not default_channels_last(cpu, segmentation=True)
+    assert default_channels_last(cuda, segmentation=False)
+    assert default_channels_last(cuda, segmentation=True)
 
 
 def test_linear_probe_caches_features_equal_to_a_fresh_forward(tmp_path, lite0_imagenet):

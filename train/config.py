@@ -120,7 +120,8 @@ class TrainConfig:
     )
     channels_last: bool | None = _opt(
         None,
-        "the channels-last memory format (NHWC convolutions); default: on on CUDA, off on the CPU",
+        "the channels-last memory format (NHWC convolutions); default: on, except for "
+        "segmentation on the CPU",
     )
     compile: bool = _opt(False, "torch.compile the model")
     aux_weight: float = _opt(0.3, "weight of the auxiliary heads' losses (0: no aux heads)")

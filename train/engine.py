@@ -342,6 +342,17 @@ def _resume_folder(cfg: TrainConfig) -> Path:
     return found[0]
 
 
+def default_channels_last(device: torch.device, segmentation: bool) -> bool:
+    """Whether a run trains in channels_last (NHWC convolutions) unless told. On CUDA it made
+    ResNet-50's step 1.4x faster (H200). On the CPU every classification step measured
+    faster: 1.08-1.70x for LeNet-5 to EfficientNet-Lite0 on digits, small grayscale images
+    and photos (benchmarks/results/train-step-layout-cpu-2026-12-02/), and the 19 networks of
+    the 2026-11-22 benchmark's training step 1.02-1.54x; but U-Nets there went either way
+    (the paper's U-Net 0.92x, on a ResNet-34 1.11x, on Lite0 1.28x), so segmentation on the
+    CPU stays contiguous."""
+    return device.type == "cuda" or not segmentation
+
+
 def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPlan:  # noqa: ANN001
     """The strategy (on resume the checkpoint's, before anything depends on it; ``auto``
     decided by a quick linear probe where it can), the starting weights, epochs, learning
@@ -398,8 +409,9 @@ def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPl
             cfg.warmup_epochs if cfg.warmup_epochs is not None else defaults.warmup_epochs
         ),
         out=out,
-        # NHWC convolutions measured 1.4x faster for ResNet-50's step on the H200.
-        channels_last=ctx.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last,
+        channels_last=default_channels_last(ctx.device, cfg.task == seg.SEGMENTATION)
+        if cfg.channels_last is None
+        else cfg.channels_last,
         resumed=resumed,
         model=model,
         segmentation=cfg.task == seg.SEGMENTATION,
@@ -794,6 +806,7 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
         "schedule": {"epochs": plan.epochs, "lr": plan.lr, "warmup_epochs": plan.warmup_epochs},
         "seconds": round(time.time() - extra["started"], 2),
         "world_size": ctx.world,
+        "channels_last": plan.channels_last,
         # This process's training passes, all epochs of this run together.
         "throughput": {
             "train_images_per_s": round(timing.images_per_s, 1),
@@ -888,6 +901,7 @@ def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
         f"{' (the encoder' + chr(39) + 's)' if plan.weights and unet_encoder(cfg.model) else ''} | "
         f"{len(data.train)} train / {len(data.val)} val images ({data.validation}), "
         f"{len(data.classes)} classes | {ctx.world} process(es) on {ctx.device}"
+        + (" | channels_last" if plan.channels_last else "")
         + (f" | {dtype}".replace("torch.", "") if dtype else ""),
     )
 
