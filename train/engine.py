@@ -347,7 +347,7 @@ def default_channels_last(device: torch.device, segmentation: bool) -> bool:
     ResNet-50's step 1.4x faster (H200). On the CPU every classification step measured
     faster: 1.08-1.70x for LeNet-5 to EfficientNet-Lite0 on digits, small grayscale images
     and photos (benchmarks/results/train-step-layout-cpu-2026-12-02/), and the 19 networks of
-    the 2026-11-22 benchmark's training step 1.02-1.54x; but U-Nets there went either way
+    the 2026-11-22 benchmark's training step 1.02-1.73x; but U-Nets there went either way
     (the paper's U-Net 0.92x, on a ResNet-34 1.11x, on Lite0 1.28x), so segmentation on the
     CPU stays contiguous."""
     return device.type == "cuda" or not segmentation
