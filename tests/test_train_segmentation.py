@@ -294,6 +294,8 @@ def test_a_palette_mask_is_class_indices(tmp_path):
         (["--model", "unet_resnet05"], ["unknown model 'resnet05'"]),
         (["--strategy", "linear-probe"], ["linear-probe makes no sense for segmentation"]),
         (["--task", "classification"], ["unet_lenet5 is a segmentation network"]),
+        (["--task", "classification", "--model", "lenet5", "--input-size", "64"],
+         ["--input-size is for --task segmentation", "got 64"]),
         (["--max-per-class", "3"], ["--max-per-class", "leave it out"]),
         (["--task", "detection"], ["--task"]),
     ],

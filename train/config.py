@@ -299,6 +299,12 @@ def _check_task(config: TrainConfig, family: str) -> None:
             f"{config.model} is a segmentation network (a class per pixel): pass --task "
             "segmentation"
         )
+    elif config.input_size is not None:
+        # Classification trains at its weights' input size, which predict and eval reuse.
+        raise TrainError(
+            f"--input-size is for --task segmentation; a classifier trains at its weights' "
+            f"input size ({config.model}'s preprocessing): leave it out, got {config.input_size}"
+        )
 
 
 def _check_device(device: object) -> None:
