@@ -37,6 +37,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="an image folder or CSV, as train fit takes")
     p.add_argument("--strategy", choices=IMAGE_STRATEGIES, default="fine-tune")
+    p.add_argument(
+        "--weights",
+        help="as train fit takes: 'imagenet' (the default where the strategy needs them), a "
+        "tag or a file; a machine without network needs a file",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
     p.add_argument("--batch-size", type=int, default=32)
@@ -44,6 +49,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--num-workers", type=int, help="loader processes (default: the trainer's)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--normalize-on-device", action=argparse.BooleanOptionalAction, default=None,
+        help="uint8 batches normalised after the copy (default: on CUDA), as train fit",
+    )  # fmt: skip
     p.add_argument(
         "--compile", action="store_true",
         help="torch.compile the training step, as train fit --compile does (its compile "
@@ -55,9 +64,11 @@ def parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace, out: str) -> TrainConfig:
     cfg = TrainConfig(
-        model=args.model, data=args.data, strategy=args.strategy, batch_size=args.batch_size,
+        model=args.model, data=args.data, strategy=args.strategy, weights=args.weights,
+        batch_size=args.batch_size,
         amp=args.amp, device=args.device, num_workers=args.num_workers,
-        channels_last=args.channels_last, progress=False, out=out, epochs=1,
+        channels_last=args.channels_last, normalize_on_device=args.normalize_on_device,
+        progress=False, out=out, epochs=1,
         compile=args.compile,
     )  # fmt: skip
     for name, value in (("--steps", args.steps), ("--warmup", args.warmup)):
@@ -92,13 +103,14 @@ def measure(args: argparse.Namespace) -> dict:
 
             def loop(count: int, timing: Throughput) -> None:
                 feed = batches(loaders.train, ctx.device, channels_last=plan.channels_last,
-                               timing=timing)  # fmt: skip
+                               normalize=loaders.normalize, timing=timing)  # fmt: skip
                 train_epoch(step, feed, n, ctx.device, check_finite=_ignore, max_steps=count)
 
             # Warm-up: workers started (they persist), kernels chosen, the first batch's
             # shape taken for the synthetic one.
             warmup_s = _timed(lambda: loop(args.warmup, Throughput()))
-            x, y = next(batches(loaders.train, ctx.device, channels_last=plan.channels_last))
+            x, y = next(batches(loaders.train, ctx.device, channels_last=plan.channels_last,
+                                normalize=loaders.normalize))  # fmt: skip
             x = torch.randn_like(x)
             y = torch.randint(0, n, y.shape, device=ctx.device)
 
@@ -121,6 +133,7 @@ def measure(args: argparse.Namespace) -> dict:
         "model": cfg.model, "strategy": plan.strategy, "device": str(ctx.device),
         "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
         "channels_last": plan.channels_last, "compile": cfg.compile,
+        "normalize_on_device": loaders.normalize is not None,
         "warmup_s": round(warmup_s, 2), "batch_size": batch, "input": list(x.shape[1:]),
         "num_workers": workers, "steps": steps, "data": cfg.data,
         "train_images": len(data.train),
@@ -128,6 +141,9 @@ def measure(args: argparse.Namespace) -> dict:
         "loop_images_per_s": round(loop_ips, 2),
         "ratio": round(loop_ips / bare_ips, 3),
         "loop_data_wait": round(timing.wait_share, 3),
+        # The wait for the first batch: every epoch starts so, all workers on a batch at once.
+        "loop_first_batch_s": round(timing.start_wait_s, 3),
+        "loop_s": round(loop_s, 3),
         "machine": {**report.machine(),
                     "gpu": torch.cuda.get_device_name(ctx.device)
                     if ctx.device.type == "cuda" else None},
@@ -144,13 +160,15 @@ def table(r: dict) -> str:
         "|---|---|---|",
         f"| bare step (synthetic batch on {r['device']}) | {r['bare_step_images_per_s']:.1f} | |",
         f"| trainer's loop on {r['data']} | {r['loop_images_per_s']:.1f} | data wait "
-        f"{r['loop_data_wait']:.0%} |",
+        f"{r['loop_data_wait']:.0%} ({r['loop_first_batch_s']:.2f} s of {r['loop_s']:.2f} s "
+        "before the first batch) |",
         f"| loop / bare step | {r['ratio']:.2f} | |",
     ]
     shape = "x".join(map(str, r["input"]))
     head = (
         f"{r['model']} {r['strategy']}, batch {r['batch_size']} x {shape}, {r['dtype']}, "
         f"channels_last {r['channels_last']}, {'compiled, ' if r['compile'] else ''}"
+        f"{'normalised on the device, ' if r['normalize_on_device'] else ''}"
         f"{r['num_workers']} loader workers, {r['steps']} steps "
         f"(warm-up {r['warmup_s']:.1f} s)"
     )

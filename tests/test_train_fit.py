@@ -124,6 +124,61 @@ def test_channels_last_by_default_except_segmentation_on_the_cpu():
     assert default_channels_last(cuda, segmentation=True)
 
 
+def _fit_digits(out: Path, **options) -> dict:
+    return train.fit(model="lenet5", data="digits", strategy="scratch", epochs=2, lr=1e-2,
+                     max_per_class=30, num_workers=0, progress=False, out=str(out),
+                     **options)  # fmt: skip
+
+
+def test_normalising_on_the_device_repeats_the_run_exactly(tmp_path, capsys):
+    """The uint8 hand-over (CUDA's default) forced on the CPU: the same batches reach the
+    model, so the run's metrics and weights are bit for bit those of the loader's
+    normalising."""
+    from train.engine import default_normalize_on_device
+
+    assert default_normalize_on_device(torch.device("cuda"))
+    assert not default_normalize_on_device(torch.device("cpu"))
+    ref = _fit_digits(tmp_path / "loader")
+    assert "normalised on the device" not in capsys.readouterr().out
+    res = _fit_digits(tmp_path / "device", normalize_on_device=True)
+    header = next(ln for ln in capsys.readouterr().out.splitlines() if "process(es)" in ln)
+    assert "| normalised on the device" in header, header
+    assert (ref["normalize_on_device"], res["normalize_on_device"]) == (False, True)
+    assert [h["train_loss"] for h in res["history"]] == [h["train_loss"] for h in ref["history"]]
+    assert (res["top1"], res["confusion"]) == (ref["top1"], ref["confusion"])
+    a, b = (load_file(tmp_path / d / "best.safetensors") for d in ("loader", "device"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_run(tmp_path, capsys):
+    """The trainer's defaults on CUDA (bf16 autocast, channels_last, uint8 batches
+    normalised on the GPU): LeNet-5 learns the digits, the device normalises exactly as the
+    loader would, and the checkpoint loads on the CPU."""
+    from train.augment import BatchNormalize
+    from train.loop import batches
+
+    res = train.fit(model="lenet5", data="digits", strategy="scratch", epochs=4, lr=1e-2,
+                    max_per_class=60, num_workers=2, progress=False, device="cuda",
+                    out=str(tmp_path / "run"))  # fmt: skip
+    header = next(ln for ln in capsys.readouterr().out.splitlines() if "process(es)" in ln)
+    for part in ("on cuda", "| channels_last", "| normalised on the device", "| bfloat16"):
+        assert part in header, header
+    assert res["normalize_on_device"] and res["top1"] >= 0.8, res["top1"]
+    model = nets.create_model("lenet5", weights=str(tmp_path / "run" / "best.safetensors"))
+    assert model.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+
+    pre = model.pretrained_cfg.preprocessing
+    normalize = BatchNormalize(pre, 1)
+    u8 = torch.randint(0, 256, (8, 1, 32, 32), dtype=torch.uint8)
+    loader = [(u8, torch.arange(8), [])]
+    ((on_gpu, _),) = batches(loader, torch.device("cuda"), channels_last=True, normalize=normalize)
+    assert on_gpu.is_cuda and on_gpu.is_contiguous(memory_format=torch.channels_last)
+    diff = (on_gpu.cpu() - normalize(u8)).abs().max().item()
+    print(f"\nnormalised on the GPU against the loader: max abs diff {diff:.2e}")
+    assert diff <= 1e-6  # the same two float32 operations (scale, then subtract and divide)
+
+
 def test_linear_probe_caches_features_equal_to_a_fresh_forward(tmp_path, lite0_imagenet):
     cache = tmp_path / "cache"
     res = train.fit(model=LITE0, strategy="linear-probe", epochs=3, cache_dir=str(cache),

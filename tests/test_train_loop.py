@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 from torch import nn
 
 import nets
@@ -43,6 +45,28 @@ def test_batches_skip_unreadable_count_and_time():
     assert timing.images == 3 and timing.wait_s >= 0 and timing.step_s >= 0
     with pytest.raises(TrainError, match="unreadable image 'a.png' \\(--strict\\)"):
         list(batches(loader, torch.device("cpu"), strict=True))
+
+    # The wait before a pass's first batch (an all-bad batch first counts in it), kept apart
+    def slow_start():
+        time.sleep(0.05)
+        yield loader[1]
+        time.sleep(0.02)
+        yield loader[0]
+        yield loader[2]
+
+    timing = Throughput()
+    for _ in batches(slow_start(), torch.device("cpu"), timing=timing):
+        time.sleep(0.01)
+    assert timing.start_wait_s >= 0.07 and timing.wait_s >= timing.start_wait_s
+    assert timing.step_s >= 0.02 and timing.images == 3
+
+    # uint8 handed over, normalised after the copy: as the collate would, layout kept
+    u8 = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    scale = lambda x: (x.float() / 255 - 0.5) / 0.25  # noqa: E731
+    (x, _), = batches([(u8, torch.tensor([0, 1]), [])], torch.device("cpu"),
+                      channels_last=True, normalize=scale)  # fmt: skip
+    assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, scale(u8))
 
 
 def _step(accum: int) -> tuple[Step, list[int]]:
@@ -140,9 +164,20 @@ def test_train_loop_benchmark_side_by_side(tmp_path, capsys):
     assert r["ratio"] == pytest.approx(r["loop_images_per_s"] / r["bare_step_images_per_s"],
                                        rel=1e-2)  # fmt: skip
     assert r["batch_size"] == 4 and r["input"] == [1, 32, 32] and r["steps"] == 2
-    assert r["compile"] is False and r["warmup_s"] > 0
+    assert r["compile"] is False and r["warmup_s"] > 0 and r["normalize_on_device"] is False
+    assert 0 < r["loop_first_batch_s"] <= r["loop_data_wait"] * r["loop_s"] + 1e-3
     assert r["machine"]["threads"] == torch.get_num_threads() and r["machine"]["cpu_isa"]
     assert not any((tmp_path / "jpegs").glob("**/*.part")) and not Path("runs/x").exists()
 
     assert bench_cli.main([*argv[:-2], "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --steps must be a positive integer, got 0"
+
+    # A fine-tune from a weights file: what a machine without network (the GPU one) runs.
+    start = tmp_path / "lenet5.safetensors"
+    save_file(nets.create_model("lenet5").state_dict(), str(start))
+    tuned = [*argv[:5], "--strategy", "fine-tune", "--weights", str(start), *argv[7:],
+             "--normalize-on-device"]  # fmt: skip
+    assert bench_cli.main(tuned) == 0
+    assert "lenet5 fine-tune, batch 4" in capsys.readouterr().out
+    r = json.loads((tmp_path / "o" / "train-loop.json").read_text())
+    assert r["strategy"] == "fine-tune" and r["normalize_on_device"] is True

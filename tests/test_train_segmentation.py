@@ -297,6 +297,7 @@ def test_a_palette_mask_is_class_indices(tmp_path):
         (["--task", "classification", "--model", "lenet5", "--input-size", "64"],
          ["--input-size is for --task segmentation", "got 64"]),
         (["--max-per-class", "3"], ["--max-per-class", "leave it out"]),
+        (["--normalize-on-device"], ["--normalize-on-device is for classification"]),
         (["--task", "detection"], ["--task"]),
     ],
 )  # fmt: skip

@@ -123,6 +123,12 @@ class TrainConfig:
         "the channels-last memory format (NHWC convolutions); default: on, except for "
         "segmentation on the CPU",
     )
+    normalize_on_device: bool | None = _opt(
+        None,
+        "hand image batches to the device as uint8 and normalise them there (a quarter of "
+        "the bytes to copy, no float work in the loader); default: on CUDA, and not for "
+        "segmentation",
+    )
     compile: bool = _opt(False, "torch.compile the model")
     aux_weight: float = _opt(0.3, "weight of the auxiliary heads' losses (0: no aux heads)")
     patience: int = _opt(10, "early stopping: epochs without improvement (0: off)")
@@ -289,6 +295,11 @@ def _check_task(config: TrainConfig, family: str) -> None:
         if config.max_per_class is not None:
             raise TrainError("--max-per-class counts images per class label; a segmentation "
                              "image has no single class: leave it out")  # fmt: skip
+        if config.normalize_on_device:
+            raise TrainError(
+                "--normalize-on-device is for classification: segmentation normalises "
+                "image and mask together in the loader; leave it out"
+            )
         if config.data == "digits":
             raise TrainError(
                 "--task segmentation needs --data: a folder of images/, masks/ and "

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,6 +354,15 @@ def default_channels_last(device: torch.device, segmentation: bool) -> bool:
     return device.type == "cuda" or not segmentation
 
 
+def default_normalize_on_device(device: torch.device) -> bool:
+    """Whether image batches cross to the device as uint8 and are normalised there unless
+    told: on CUDA, where the copy is a quarter of float32's bytes (ResNet-50 at batch 256:
+    38.5 against 154 MB a step) and the arithmetic is free beside the step, as timm's
+    prefetching loader does. On the CPU there is no copy, and normalising in the loader
+    workers keeps that work off the process that trains."""
+    return device.type == "cuda"
+
+
 def plan_run(cfg: TrainConfig, ctx: Context, data, workers: int, dtype) -> RunPlan:  # noqa: ANN001
     """The strategy (on resume the checkpoint's, before anything depends on it; ``auto``
     decided by a quick linear probe where it can), the starting weights, epochs, learning
@@ -454,6 +464,8 @@ class Loaders:
     probe_skipped: dict[str, list[int]] | None = None
     augment: Augment | None = None  # None for a linear probe (features, no images)
     in_memory: bool = False  # the decoded images are held in memory
+    # Batches arrive as uint8 and are normalised by this on the device (``batches``).
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run) -> Loaders:  # noqa: ANN001
@@ -463,6 +475,7 @@ def make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run) -> Loade
     pin = ctx.device.type == "cuda"
     probe_skipped = {"train": [0] * n_classes, "val": [0] * n_classes}
     cache_path = None
+    normalize = None  # the loaders normalise, except image batches on CUDA (below)
     if plan.probe:
         run.where = "computing the backbone's features"
         feats, cache_path, hit = _features(model, pre, data, cfg, ctx, dtype, workers)
@@ -507,10 +520,14 @@ def make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run) -> Loade
         _say(ctx, f"augment: {augment.describe()}"
                   + (f": {augment.reason}" if cfg.augment == "auto" else ""))  # fmt: skip
         run.where = "decoding the images into memory"
+        on_device = (default_normalize_on_device(ctx.device) if cfg.normalize_on_device is None
+                     else cfg.normalize_on_device)  # fmt: skip
         images = image_data(data, pre, model.in_chans, augment, stats=stats,
-                            cache_memory=cfg.cache_memory, workers=workers)  # fmt: skip
+                            cache_memory=cfg.cache_memory, workers=workers,
+                            normalize_on_device=on_device)  # fmt: skip
         _say(ctx, images.note)
         in_memory = images.cached
+        normalize = images.normalize
         train_ds, val_ds = images.train, images.val
         loader_kw = dict(
             collate_fn=images.collate,
@@ -536,7 +553,8 @@ def make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run) -> Loade
     )  # fmt: skip
     val = torch.utils.data.DataLoader(val_ds, batch_size=cfg.batch_size, **loader_kw)
     return Loaders(train, val, sampler, gen, net, cache_path, probe_skipped,
-                   None if plan.probe else augment, not plan.probe and in_memory)  # fmt: skip
+                   None if plan.probe else augment, not plan.probe and in_memory,
+                   normalize)  # fmt: skip
 
 
 def make_step(cfg, plan, ctx, model, loaders, dtype) -> tuple[Step, nn.Module]:  # noqa: ANN001
@@ -673,7 +691,8 @@ def run_epoch(cfg, ctx, plan, data, model, freezing, loaders, step, eval_net, st
             )
 
     feed = batches(loaders.train, ctx.device, channels_last=plan.channels_last,
-                   strict=cfg.strict, skipped=skipped, timing=timing)  # fmt: skip
+                   normalize=loaders.normalize, strict=cfg.strict, skipped=skipped,
+                   timing=timing)  # fmt: skip
     try:
         train = train_epoch(
             step, _tracked(feed, run, epoch), len(data.classes), ctx.device,
@@ -686,7 +705,8 @@ def run_epoch(cfg, ctx, plan, data, model, freezing, loaders, step, eval_net, st
     run.where = f"validating epoch {epoch + 1}"
     val, bad_val = evaluate(
         eval_net, loaders.val, len(data.classes), ctx.device, criterion=criterion(cfg, plan),
-        dtype=step.dtype, channels_last=plan.channels_last, strict=cfg.strict,
+        dtype=step.dtype, channels_last=plan.channels_last, normalize=loaders.normalize,
+        strict=cfg.strict,
         meter=new_meter(cfg, plan, len(data.classes)),
     )  # fmt: skip
     skipped = _all_names(ctx, skipped)
@@ -763,6 +783,7 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
     final, bad_val = evaluate(
         loaders.net, loaders.val, len(data.classes), ctx.device,
         criterion=criterion(cfg, plan), dtype=step.dtype, channels_last=plan.channels_last,
+        normalize=loaders.normalize,
         strict=cfg.strict, meter=new_meter(cfg, plan, len(data.classes)),
     )  # fmt: skip
     bad_val = _all_names(ctx, bad_val)
@@ -807,6 +828,7 @@ def finish(cfg, ctx, plan, data, model, freezing, loaders, step, state, run, ext
         "seconds": round(time.time() - extra["started"], 2),
         "world_size": ctx.world,
         "channels_last": plan.channels_last,
+        "normalize_on_device": loaders.normalize is not None,
         # This process's training passes, all epochs of this run together.
         "throughput": {
             "train_images_per_s": round(timing.images_per_s, 1),
@@ -902,6 +924,7 @@ def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
         f"{len(data.train)} train / {len(data.val)} val images ({data.validation}), "
         f"{len(data.classes)} classes | {ctx.world} process(es) on {ctx.device}"
         + (" | channels_last" if plan.channels_last else "")
+        + (" | normalised on the device" if loaders.normalize is not None else "")
         + (f" | {dtype}".replace("torch.", "") if dtype else ""),
     )
 

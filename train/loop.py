@@ -20,11 +20,14 @@ from .report import Meter
 @dataclass
 class Throughput:
     """Where a pass over a loader spent its time: blocked on the loader (``wait_s``)
-    against everything else, the step (``step_s``)."""
+    against everything else, the step (``step_s``). ``start_wait_s`` is the part of
+    ``wait_s`` spent before each pass's first batch: the loader's start at every epoch,
+    when all its workers begin a batch at once."""
 
     images: int = 0
     wait_s: float = 0.0
     step_s: float = 0.0
+    start_wait_s: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -49,6 +52,7 @@ class Throughput:
         self.images += other.images
         self.wait_s += other.wait_s
         self.step_s += other.step_s
+        self.start_wait_s += other.start_wait_s
 
 
 def batches(
@@ -56,19 +60,22 @@ def batches(
     device: torch.device,
     *,
     channels_last: bool = False,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
     strict: bool = False,
     skipped: set[str] | None = None,
     timing: Throughput | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The readable batches of ``loader`` (``(x, y, unreadable names)`` triples) on
     ``device``: copies are non-blocking (the loader pins memory on CUDA), images
-    channels_last on request. Unreadable images' names go to ``skipped``; with ``strict``
-    the first one stops the run. ``timing`` gets the time blocked on the loader and the
-    time the consumer spent between batches (the step)."""
+    channels_last on request and, where the loader hands over uint8, normalised by
+    ``normalize`` after the copy. Unreadable images' names go to ``skipped``; with
+    ``strict`` the first one stops the run. ``timing`` gets the time blocked on the loader
+    and the time the consumer spent between batches (the step)."""
     timing = timing if timing is not None else Throughput()
+    began: float | None = time.perf_counter()  # the pass's start, until its first batch
     it = iter(loader)
+    start = began
     while True:
-        start = time.perf_counter()
         try:
             x, y, bad = next(it)
         except StopIteration:
@@ -80,16 +87,24 @@ def batches(
             if skipped is not None:
                 skipped.update(bad)
         if x.numel() == 0:
-            timing.wait_s += time.perf_counter() - start
+            now = time.perf_counter()
+            timing.wait_s += now - start
+            start = now
             continue
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        timing.wait_s += time.perf_counter() - start
+            x = x.contiguous(memory_format=torch.channels_last)  # on uint8: a quarter the bytes
+        if normalize is not None:
+            x = normalize(x)  # keeps the memory format
+        now = time.perf_counter()
+        timing.wait_s += now - start
+        if began is not None:
+            timing.start_wait_s += now - began
+            began = None
         timing.images += len(y)
-        start = time.perf_counter()
         yield x, y
-        timing.step_s += time.perf_counter() - start
+        start = time.perf_counter()
+        timing.step_s += start - now
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):  # noqa: ANN201
@@ -186,15 +201,16 @@ def evaluate(
     criterion: nn.Module,
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
     strict: bool = False,
     meter: Meter | None = None,
 ) -> tuple[dict, set[str]]:
     """Metrics over ``loader`` (summed over processes, into ``meter`` when given); returns
-    them and the names of the unreadable images skipped."""
+    them and the names of the unreadable images skipped. ``normalize`` as ``batches``."""
     meter = meter if meter is not None else Meter(num_classes)
     skipped: set[str] = set()
-    for x, y in batches(loader, device, channels_last=channels_last, strict=strict,
-                        skipped=skipped):  # fmt: skip
+    for x, y in batches(loader, device, channels_last=channels_last, normalize=normalize,
+                        strict=strict, skipped=skipped):  # fmt: skip
         with autocast(device, dtype):
             out = net(x)
             logits = out.logits if isinstance(out, nets.AuxOutputs) else out

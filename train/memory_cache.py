@@ -153,9 +153,10 @@ class NormalizingCollate:
 class ImageData:
     train: DecodedImages
     val: DecodedImages
-    collate: NormalizingCollate
+    collate: Callable  # NormalizingCollate, or the uint8 ``collate`` when ``normalize`` is set
     cached: bool  # the images are held in memory
     note: str  # what the run says about where the images come from
+    normalize: BatchNormalize | None = None  # applied on the device, after the copy
 
 
 def _mib(n: float) -> str:
@@ -171,14 +172,20 @@ def image_data(
     stats: ImageStats | None,
     cache_memory: float | None,
     workers: int,
+    normalize_on_device: bool = False,
 ) -> ImageData:
     """The training and validation datasets, in memory when the decoded images fit the
-    budget (estimated from ``stats`` first, so a large set is never decoded for nothing)."""
+    budget (estimated from ``stats`` first, so a large set is never decoded for nothing).
+    With ``normalize_on_device`` the loaders hand batches over as uint8 and ``normalize``
+    is left to the consumer, after the copy to the device; else the collate normalises."""
     train = DecodedImages(data.train, train_geometry(p, augment), in_chans)
     val = DecodedImages(data.val, eval_geometry(p), in_chans)
-    collate_fn = NormalizingCollate(BatchNormalize(p, in_chans))
+    normalize = BatchNormalize(p, in_chans)
+    on_device = normalize if normalize_on_device else None
+    collate_fn = collate if normalize_on_device else NormalizingCollate(normalize)
     if data.kind == DIGITS:  # arrays in memory already: decoding them costs microseconds
-        return ImageData(train, val, collate_fn, True, "the bundled digits are in memory")
+        return ImageData(train, val, collate_fn, True, "the bundled digits are in memory",
+                         on_device)  # fmt: skip
     budget = budget_bytes(cache_memory)
     n = len(data.train) + len(data.val)
     estimate = estimate_bytes(stats, n, in_chans)
@@ -187,14 +194,15 @@ def image_data(
         need = f"about {_mib(estimate)} decoded" if estimate is not None else "?"
         return ImageData(train, val, collate_fn, False,
                          f"streaming {n} images from disk every epoch ({need}, over "
-                         f"{flag})")  # fmt: skip
+                         f"{flag})", on_device)  # fmt: skip
     start = time.perf_counter()
     used = fill_caches([train, val], budget, workers)
     if used is None:
         return ImageData(train, val, collate_fn, False,
                          f"streaming {n} images from disk every epoch (decoded, they "
-                         f"outgrew {flag})")  # fmt: skip
+                         f"outgrew {flag})", on_device)  # fmt: skip
     took = time.perf_counter() - start
     return ImageData(train, val, collate_fn, True,
                      f"caching: decoded {n} images once into memory ({_mib(used)} as uint8, "
-                     f"{flag}) in {took:.1f} s; every epoch augments from memory")  # fmt: skip
+                     f"{flag}) in {took:.1f} s; every epoch augments from memory",
+                     on_device)  # fmt: skip
