@@ -6,6 +6,7 @@
 # make conformance: every model through every conformance check; writes docs/conformance.md
 #                   (long: about an hour on 2 cores; make test runs a cheap part of it).
 # make gpu-check: on a GPU machine, the CUDA tests and a short CUDA benchmark (one folder).
+# make gpu-train-check: on a GPU machine, the trainer's loop against its bare step (one folder).
 # Both create .venv when it is missing and install the project with constraints.txt.
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo classify test test-fast conformance lint format clean gpu-check
+.PHONY: demo classify test test-fast conformance lint format clean gpu-check gpu-train-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,9 @@ conformance: $(STAMP)
 # On the GPU machine, from source (no venv, no install): ../shared/GPU.md.
 gpu-check:
 	bash benchmarks/gpu_check.sh
+
+gpu-train-check:
+	bash benchmarks/gpu_train_check.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nets weights train benchmarks tests
