@@ -5,7 +5,7 @@
 # (500x375, cut from the sample photos), then the same with the batch normalised in the
 # loader workers and with a worker on every core but one; first the trainer's CUDA test.
 # From source, like gpu-check (../shared/GPU.md); one folder of results; each step has its
-# own time limit (at most 10 minutes in all; an estimated 3 to 4 on the GPU machine).
+# own time limit (7.5 minutes in all at most).
 #
 #   make gpu-train-check
 #   make gpu-train-check DEVICE=cpu MODEL=lenet5 BATCH=8 PER_CLASS=16 STEPS=3   # a dry run here
@@ -35,13 +35,13 @@ torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', '|', os.cp
 
 status=0
 # 0. The trainer's CUDA test (it skips without a GPU), with the figure it prints.
-timeout 90 "$PY" -m pytest -q -s -p no:cacheprovider -k cuda tests/test_train_fit.py 2>&1 \
+timeout 60 "$PY" -m pytest -q -s -p no:cacheprovider -k cuda tests/test_train_fit.py 2>&1 \
     | tee "$OUT/cuda-tests.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # 1. The folder: PER_CLASS JPEGs in each of three classes, written by one process a core
 #    into a scratch folder that becomes DATA only when complete.
-timeout 120 "$PY" - "$DATA" "$PER_CLASS" <<'EOF' || exit 1
+timeout 90 "$PY" - "$DATA" "$PER_CLASS" <<'EOF' || exit 1
 import os, shutil, sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -75,7 +75,7 @@ save_file(nets.create_model(sys.argv[1]).state_dict(), sys.argv[2])" "$MODEL" "$
 run() {  # name, extra options
     local name=$1
     shift
-    timeout 100 "$PY" -m benchmarks train-loop --model "$MODEL" --data "$DATA" --device "$DEVICE" \
+    timeout 80 "$PY" -m benchmarks train-loop --model "$MODEL" --data "$DATA" --device "$DEVICE" \
         --weights "$WEIGHTS" --batch-size "$BATCH" --steps "$STEPS" --warmup 3 "$@" \
         --out "$OUT/$name" 2>&1 | tee "$OUT/$name.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
