@@ -19,17 +19,8 @@ PY=${PY:-python3}
 if [ "$DEVICE" = cuda ]; then MODES=${MODES:-eager amp fast}; fi
 MODES=${MODES:-eager fast fast-fp32}
 OUT=${OUT:-benchmarks/results/${DEVICE}-check-$(date +%F)}
-# From source: the checkout, and the Lite0 weights package copied beside it (GPU.md).
-export PYTHONPATH="$PWD:$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
-mkdir -p "$OUT"
-
-if [ "$DEVICE" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
-    echo "gpu-check: no CUDA device here (DEVICE=cpu runs the script as a dry run)" >&2
-    exit 2
-fi
-"$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision',
-torchvision.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" \
-    | tee "$OUT/device.txt"
+# shellcheck source=benchmarks/gpu_preamble.sh
+source benchmarks/gpu_preamble.sh
 
 status=0
 # 1. The CUDA tests (they skip without a GPU), with the figures they print.

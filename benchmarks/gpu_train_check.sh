@@ -22,16 +22,8 @@ PER_CLASS=${PER_CLASS:-$(((STEPS + 8) * BATCH * 5 / 4 / 3 + 1))}
 PY=${PY:-python3}
 OUT=${OUT:-benchmarks/results/${DEVICE}-train-check-$(date +%F)}
 DATA=${DATA:-${TMPDIR:-/tmp}/train-check-photos-$PER_CLASS}
-export PYTHONPATH="$PWD:$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
-mkdir -p "$OUT"
-
-if [ "$DEVICE" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
-    echo "gpu-train-check: no CUDA device here (DEVICE=cpu runs the script as a dry run)" >&2
-    exit 2
-fi
-"$PY" -c "import os, torch; print('torch', torch.__version__, '|',
-torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', '|', os.cpu_count(), 'cores')" \
-    | tee "$OUT/device.txt"
+# shellcheck source=benchmarks/gpu_preamble.sh
+source benchmarks/gpu_preamble.sh
 
 status=0
 # 0. The trainer's CUDA test (it skips without a GPU), with the figure it prints.
