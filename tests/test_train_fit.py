@@ -115,7 +115,7 @@ def test_loop_options_train_on_the_cpu(tmp_path, capsys, options, dtype):
 
 
 def test_channels_last_by_default_except_segmentation_on_the_cpu():
-    from train.engine import default_channels_last
+    from train.plan import default_channels_last
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert default_channels_last(cpu, segmentation=False)
@@ -134,7 +134,7 @@ def test_normalising_on_the_device_repeats_the_run_exactly(tmp_path, capsys):
     """The uint8 hand-over (CUDA's default) forced on the CPU: the same batches reach the
     model, so the run's metrics and weights are bit for bit those of the loader's
     normalising."""
-    from train.engine import default_normalize_on_device
+    from train.plan import default_normalize_on_device
 
     assert default_normalize_on_device(torch.device("cuda"))
     assert not default_normalize_on_device(torch.device("cpu"))

@@ -10,6 +10,10 @@ import torch
 
 from weights.io import atomic_write, atomic_write_text
 
+# The files a run writes besides its checkpoints and plots.
+LOG = "log.jsonl"  # one JSON line per epoch
+METRICS = "metrics.json"  # the final summary
+
 
 class Meter:
     """Accumulates a confusion matrix, top-5 hits and the summed loss over batches."""
