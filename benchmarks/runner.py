@@ -259,7 +259,7 @@ def iter_measure(
     so a caller can save it before the next mode starts."""
     device, batch = settings.device, settings.batch_size
     subj = subjects(name, settings)
-    base_ours, base_theirs, x1, xb = subj.ours, subj.theirs, subj.x1, subj.xb
+    base_ours, base_theirs, x1 = subj.ours, subj.theirs, subj.x1
     in_chans, size = base_ours.in_chans, x1.shape[-1]
     params = sum(p.numel() for p in base_ours.parameters())
     macs = count_macs(base_ours, (1, in_chans, size, size))
@@ -288,66 +288,85 @@ def iter_measure(
         dtype = mode_dtype(mode, device)
         if dtype not in roofs:
             roofs[dtype] = roofline.peak_layer(device, dtype)
-        roof, roof_seconds = roofs[dtype], None
-        ours = copy.deepcopy(base_ours)
-        theirs = None if base_theirs is None else copy.deepcopy(base_theirs)
-        ours = prepare(ours, mode, _convert(xb, mode), ours=True, backend=settings.fast_backend)
-        if theirs is not None:
-            theirs = prepare(theirs, mode, _convert(xb, mode), ours=False)
-        models, prefixes = [ours], [""]
-        if theirs is not None:
-            models, prefixes = [ours, theirs], ["", "tv_"]
-        # Inputs of each model: the compiled twin takes the fast path's precision itself.
-        cast: dict[str, torch.dtype] = {}
-        if mode in FAST_MODES:  # also against our own plain eager model, for every network
-            models.append(copy.deepcopy(base_ours))
-            prefixes.append("eager_")
-            row["dtype"] = str(fast_dtype(mode, device)).replace("torch.", "")
-            if theirs is not None and device.type == "cuda":
-                models.append(compiled_twin(base_theirs, fast_dtype(mode, device)))
-                prefixes.append("tvc_")
-                cast["tvc_"] = fast_dtype(mode, device)
-        for key, x, n in (("latency_ms", x1, 1), ("throughput", xb, batch)):
-            fns = [
-                _infer_fn(m, _convert(x.to(cast.get(p, x.dtype)), mode), mode, device)
-                for m, p in zip(models, prefixes, strict=True)
-            ]
-            if mode in COMPILING:  # each new shape compiles (or is traced and timed)
-                # torchvision's twin is compiled in "compile", and stays eager in the fast
-                # modes, where its compiled copy is timed as tvc_.
-                only = ("", "tv_") if mode == "compile" else ("", "tvc_")
-                _first_calls(fns, prefixes, "compile_s", device, row, only)
-            also = roof.make() if roof is not None and key == "throughput" else None
-            seconds = _pair_figures(fns, prefixes, n, settings, key, row, also)
-            roof_seconds = roof_seconds if seconds is None else seconds
-            also = None  # the peak layer's tensors: not held during the memory figures
-        if mode in FAST_MODES:
-            row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
-            row["plan_why"] = {"x".join(map(str, k)): p.why for k, p in ours.plan_details.items()}
-        else:  # the fast path is inference-only
-            trained = (
-                [copy.deepcopy(m).train() for m in models]
-                if mode != "compile"
-                else [m.train() for m in models]
-            )
-            fns = [_train_fn(m, _convert(xb, mode), mode, device) for m in trained]
-            if mode == "compile":
-                _first_calls(fns, prefixes, "train_compile_s", device, row, ("", "tv_"))
-            _pair_figures(fns, prefixes, batch, settings, "train_throughput", row)
-            if settings.memory and device.type == "cuda":
-                row["peak_train_mb"] = memory.cuda_peak(fns[0], device)
-            del trained
-        if settings.memory and device.type == "cuda":
-            row["peak_infer_mb"] = memory.cuda_peak(
-                _infer_fn(ours, _convert(xb, mode), mode, device), device
-            )
-        if settings.memory and device.type == "cpu" and mode == "eager":
-            # Measured in a fresh process each (the peak of this one says nothing).
-            for impl in ("ours", "tv") if base_theirs is not None else ("ours",):
-                peak = memory.cpu_peak(name, impl, batch, size)
-                if peak:
-                    prefix = "" if impl == "ours" else "tv_"
-                    row[f"{prefix}peak_infer_mb"] = peak["infer_mb"]
-                    row[f"{prefix}peak_train_mb"] = peak["train_mb"]
-        del ours, theirs, models
+        roof = roofs[dtype]
+        roof_seconds = _measure_mode(subj, mode, settings, row, roof)
         yield roofline.annotate(row, roof, roof_seconds)
+
+
+def _measure_mode(
+    subj: Subjects, mode: str, settings: Settings, row: dict, roof: roofline.PeakLayer | None
+) -> float | None:
+    """Fill ``row`` with one mode's figures: ours and torchvision's twin prepared for the
+    mode, then latency, throughput, compile time, the training step (not for the fast path)
+    and peak memory. Returns the seconds of the throughput pass, which the roofline reads."""
+    device, batch = settings.device, settings.batch_size
+    base_ours, base_theirs, x1, xb = subj.ours, subj.theirs, subj.x1, subj.xb
+    roof_seconds = None
+    ours = copy.deepcopy(base_ours)
+    theirs = None if base_theirs is None else copy.deepcopy(base_theirs)
+    ours = prepare(ours, mode, _convert(xb, mode), ours=True, backend=settings.fast_backend)
+    if theirs is not None:
+        theirs = prepare(theirs, mode, _convert(xb, mode), ours=False)
+    models, prefixes = [ours], [""]
+    if theirs is not None:
+        models, prefixes = [ours, theirs], ["", "tv_"]
+    # Inputs of each model: the compiled twin takes the fast path's precision itself.
+    cast: dict[str, torch.dtype] = {}
+    if mode in FAST_MODES:  # also against our own plain eager model, for every network
+        models.append(copy.deepcopy(base_ours))
+        prefixes.append("eager_")
+        row["dtype"] = str(fast_dtype(mode, device)).replace("torch.", "")
+        if theirs is not None and device.type == "cuda":
+            models.append(compiled_twin(base_theirs, fast_dtype(mode, device)))
+            prefixes.append("tvc_")
+            cast["tvc_"] = fast_dtype(mode, device)
+    for key, x, n in (("latency_ms", x1, 1), ("throughput", xb, batch)):
+        fns = [
+            _infer_fn(m, _convert(x.to(cast.get(p, x.dtype)), mode), mode, device)
+            for m, p in zip(models, prefixes, strict=True)
+        ]
+        if mode in COMPILING:  # each new shape compiles (or is traced and timed)
+            # torchvision's twin is compiled in "compile", and stays eager in the fast
+            # modes, where its compiled copy is timed as tvc_.
+            only = ("", "tv_") if mode == "compile" else ("", "tvc_")
+            _first_calls(fns, prefixes, "compile_s", device, row, only)
+        also = roof.make() if roof is not None and key == "throughput" else None
+        seconds = _pair_figures(fns, prefixes, n, settings, key, row, also)
+        roof_seconds = roof_seconds if seconds is None else seconds
+        also = None  # the peak layer's tensors: not held during the memory figures
+    if mode in FAST_MODES:
+        row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
+        row["plan_why"] = {"x".join(map(str, k)): p.why for k, p in ours.plan_details.items()}
+    else:  # the fast path is inference-only
+        trained = (
+            [copy.deepcopy(m).train() for m in models]
+            if mode != "compile"
+            else [m.train() for m in models]
+        )
+        fns = [_train_fn(m, _convert(xb, mode), mode, device) for m in trained]
+        if mode == "compile":
+            _first_calls(fns, prefixes, "train_compile_s", device, row, ("", "tv_"))
+        _pair_figures(fns, prefixes, batch, settings, "train_throughput", row)
+        if settings.memory and device.type == "cuda":
+            row["peak_train_mb"] = memory.cuda_peak(fns[0], device)
+        del trained
+    if settings.memory and device.type == "cuda":
+        row["peak_infer_mb"] = memory.cuda_peak(
+            _infer_fn(ours, _convert(xb, mode), mode, device), device
+        )
+    if settings.memory and device.type == "cpu" and mode == "eager":
+        _cpu_memory_figures(subj, row, batch)
+    del ours, theirs, models
+    return roof_seconds
+
+
+def _cpu_memory_figures(subj: Subjects, row: dict, batch: int) -> None:
+    """Peak memory of inference and a training step on the CPU, measured in a fresh
+    process each (the peak of this one says nothing)."""
+    name, size = row["model"], row["input_size"]
+    for impl in ("ours", "tv") if subj.theirs is not None else ("ours",):
+        peak = memory.cpu_peak(name, impl, batch, size)
+        if peak:
+            prefix = "" if impl == "ours" else "tv_"
+            row[f"{prefix}peak_infer_mb"] = peak["infer_mb"]
+            row[f"{prefix}peak_train_mb"] = peak["train_mb"]
