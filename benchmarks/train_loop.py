@@ -20,11 +20,14 @@ from pathlib import Path
 import torch
 
 import weights
-from train import engine
 from train.config import TrainConfig, validate
+from train.context import RunState, amp_dtype, setup, teardown
 from train.datasets import default_workers, load_data
+from train.epochs import make_step
 from train.errors import TrainError
+from train.loaders import make_loaders
 from train.loop import Throughput, batches, train_epoch
+from train.plan import build_network, plan_run
 from weights.io import atomic_write_text
 
 from . import report
@@ -87,16 +90,16 @@ def measure(args: argparse.Namespace) -> dict:
     """The bare step's and the loop's images per second, from one run."""
     with tempfile.TemporaryDirectory() as scratch:
         cfg = _config(args, scratch)
-        ctx = engine.setup(cfg.device)
+        ctx = setup(cfg.device)
         try:
             data = load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
             workers = default_workers(cfg.num_workers, ctx.device)
-            dtype = engine.amp_dtype(cfg.amp, ctx.device)
-            plan = engine.plan_run(cfg, ctx, data, workers, dtype)
-            model, pre, freezing = engine.build_network(cfg, plan, ctx, len(data.classes))
-            run = engine.RunState()
-            loaders = engine.make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run)
-            step, _ = engine.make_step(cfg, plan, ctx, model, loaders, dtype)
+            dtype = amp_dtype(cfg.amp, ctx.device)
+            plan = plan_run(cfg, ctx, data, workers, dtype)
+            model, pre, freezing = build_network(cfg, plan, ctx, len(data.classes))
+            run = RunState()
+            loaders = make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run)
+            step, _ = make_step(cfg, plan, ctx, model, loaders, dtype)
             freezing.set_train_mode(model, True)
             n = len(data.classes)
             steps = min(args.steps, len(loaders.train))
@@ -125,7 +128,7 @@ def measure(args: argparse.Namespace) -> dict:
             loop_s = _timed(lambda: loop(steps, timing))
             bare_s = (bare_s + _timed(bare)) / 2
         finally:
-            engine.teardown(ctx)
+            teardown(ctx)
     batch = x.shape[0]
     bare_ips = steps * batch / bare_s
     loop_ips = timing.images / loop_s

@@ -29,7 +29,8 @@ from .loop import Throughput
 from .plan import build_network, check_out, plan_run, prepare_out
 from .strategy import unet_encoder
 
-# The phases, importable from here as before the split (benchmarks/train_loop.py uses them).
+# The phases stay importable from here as before the split: the committed measurement
+# benchmarks/results/train-step-layout-cpu-2026-12-02/step_layout.py reads them so.
 __all__ = [
     "Context", "RunState", "amp_dtype", "build_network", "fit", "make_loaders", "make_step",
     "plan_run", "setup", "teardown",

@@ -84,7 +84,8 @@ def check_classes_left(
 
 @dataclass
 class _Sets:
-    """The two datasets of a run and how they are batched, before distribution."""
+    """The two datasets of a run and how they are batched (``make_loaders`` adds what every
+    kind shares: pinned memory on CUDA, the distributed split)."""
 
     train: torch.utils.data.Dataset
     val: torch.utils.data.Dataset
@@ -123,9 +124,7 @@ def _feature_sets(
     return _Sets(
         train=torch.utils.data.TensorDataset(feats["train_x"], feats["train_y"].long()),
         val=torch.utils.data.TensorDataset(feats["val_x"], feats["val_y"].long()),
-        loader_kw=dict(
-            collate_fn=_tensor_collate, num_workers=0, pin_memory=ctx.device.type == "cuda"
-        ),  # fmt: skip
+        loader_kw=dict(collate_fn=_tensor_collate, num_workers=0),
         net=model.get_classifier(),
         cache_path=cache_path,
         probe_skipped=probe_skipped,
@@ -153,11 +152,8 @@ def _segmentation_sets(
             model.in_chans,
         ),
         loader_kw=dict(
-            collate_fn=seg.seg_collate,
-            num_workers=workers,
-            pin_memory=ctx.device.type == "cuda",
-            persistent_workers=workers > 0,
-        ),  # fmt: skip
+            collate_fn=seg.seg_collate, num_workers=workers, persistent_workers=workers > 0
+        ),
         net=model,
         augment=augment,
     )
@@ -186,7 +182,6 @@ def _image_sets(
         loader_kw=dict(
             collate_fn=images.collate,
             num_workers=workers,
-            pin_memory=ctx.device.type == "cuda",
             # Workers live for the whole run: respawning them (and re-importing torch in
             # each) every epoch cost seconds per epoch.
             persistent_workers=workers > 0,
@@ -220,15 +215,16 @@ def make_loaders(
         )
     if ctx.distributed:  # metrics are summed over the processes
         val_ds = torch.utils.data.Subset(val_ds, range(ctx.rank, len(val_ds), ctx.world))
+    kw = dict(sets.loader_kw, pin_memory=ctx.device.type == "cuda")  # for non-blocking copies
     gen = torch.Generator()
     train = torch.utils.data.DataLoader(
         sets.train, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-        generator=gen, drop_last=False, **sets.loader_kw,
+        generator=gen, drop_last=False, **kw,
     )  # fmt: skip
-    val = torch.utils.data.DataLoader(val_ds, batch_size=cfg.batch_size, **sets.loader_kw)
+    val = torch.utils.data.DataLoader(val_ds, batch_size=cfg.batch_size, **kw)
     n_classes = len(data.classes)
     return Loaders(
         train, val, sampler, gen, sets.net, sets.cache_path,
         sets.probe_skipped or {"train": [0] * n_classes, "val": [0] * n_classes},
-        sets.augment if not plan.probe else None, sets.in_memory, sets.normalize,
+        sets.augment, sets.in_memory, sets.normalize,
     )  # fmt: skip
