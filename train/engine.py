@@ -21,7 +21,7 @@ from . import segmentation as seg
 from .config import TrainConfig, validate
 from .context import Context, RunState, amp_dtype, say, setup, teardown
 from .datasets import default_workers, load_data
-from .epochs import finish, make_step, run_epoch, save_epoch
+from .epochs import finish, make_step, resumable_parts, run_epoch, save_epoch
 from .errors import OUT_OF_MEMORY, TrainError
 from .features import default_cache_dir
 from .loaders import make_loaders
@@ -98,9 +98,7 @@ def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
     state = ckpt.TrainState(strategy=plan.strategy)
     if plan.resumed is not None:
         ckpt.check_resume(plan.resumed, cfg.model, data.classes, model.in_chans, task=cfg.task)
-        parts = {"model": model, "optimizer": step.optimizer, "scheduler": step.scheduler,
-                 "scaler": step.scaler}  # fmt: skip
-        ckpt.TrainState.restore(plan.resumed, parts)
+        ckpt.TrainState.restore(plan.resumed, resumable_parts(model, step))
         state = ckpt.TrainState.read(plan.resumed)
         run.epoch_saved = state.epoch
         say(ctx, f"resuming {plan.out} after epoch {state.epoch}")

@@ -243,6 +243,12 @@ def run_epoch(
     return record, bad_val, timing
 
 
+def resumable_parts(model: nn.Module, step: Step) -> dict[str, object]:
+    """What a checkpoint holds the ``state_dict`` of, and a resumed run loads it into."""
+    return {"model": model, "optimizer": step.optimizer, "scheduler": step.scheduler,
+            "scaler": step.scaler}  # fmt: skip
+
+
 def _first_epoch(plan: RunPlan) -> int:
     return plan.resumed["epoch"] if plan.resumed else 0
 
@@ -271,11 +277,9 @@ def save_epoch(
         state.bad_epochs += 1
     if not ctx.is_main:
         return
-    parts = {"model": model, "optimizer": step.optimizer, "scheduler": step.scheduler,
-             "scaler": step.scaler}  # fmt: skip
     about = {"config": cfg.to_dict(), "classes": data.classes, "in_chans": model.in_chans,
              "preprocessing": pre.as_metadata()}  # fmt: skip
-    state.save(run.checkpoint, parts, about)
+    state.save(run.checkpoint, resumable_parts(model, step), about)
     run.epoch_saved = state.epoch
     append_jsonl(plan.out / LOG, record)
     print(

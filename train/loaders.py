@@ -224,7 +224,14 @@ def make_loaders(
     val = torch.utils.data.DataLoader(val_ds, batch_size=cfg.batch_size, **kw)
     n_classes = len(data.classes)
     return Loaders(
-        train, val, sampler, gen, sets.net, sets.cache_path,
-        sets.probe_skipped or {"train": [0] * n_classes, "val": [0] * n_classes},
-        sets.augment, sets.in_memory, sets.normalize,
-    )  # fmt: skip
+        train=train,
+        val=val,
+        sampler=sampler,
+        generator=gen,
+        net=sets.net,
+        cache_path=sets.cache_path,
+        probe_skipped=sets.probe_skipped or {"train": [0] * n_classes, "val": [0] * n_classes},
+        augment=sets.augment,
+        in_memory=sets.in_memory,
+        normalize=sets.normalize,
+    )
