@@ -115,7 +115,7 @@ def _fit(cfg: TrainConfig, ctx: Context, run: RunState) -> dict:
 
     timing, stopped_early = Throughput(), False
     while state.epoch < plan.epochs:
-        record, _, epoch_timing = run_epoch(
+        record, epoch_timing = run_epoch(
             cfg, ctx, plan, data, model, freezing, loaders, step, net, state, run
         )
         timing.add(epoch_timing)

@@ -170,13 +170,28 @@ def _finite_check(
     return check_finite
 
 
+def validate_pass(
+    cfg: TrainConfig, ctx: Context, plan: RunPlan, data: DataSplit | SegSplit,
+    loaders: Loaders, step: Step, net: nn.Module,
+) -> tuple[dict, set[str]]:  # fmt: skip
+    """``net`` over the validation loader: the task's figures (no label smoothing) and the
+    unreadable validation images of every process."""
+    n_classes = len(data.classes)
+    figures, bad = evaluate(
+        net, loaders.val, n_classes, ctx.device, criterion=criterion(cfg, plan),
+        dtype=step.dtype, channels_last=plan.channels_last, normalize=loaders.normalize,
+        strict=cfg.strict, meter=new_meter(cfg, plan, n_classes),
+    )  # fmt: skip
+    return figures, all_names(ctx, bad)
+
+
 def run_epoch(
     cfg: TrainConfig, ctx: Context, plan: RunPlan, data: DataSplit | SegSplit,
     model: nn.Module, freezing: Freezing, loaders: Loaders, step: Step, eval_net: nn.Module,
     state: ckpt.TrainState, run: RunState,
-) -> tuple[dict, set[str], Throughput]:  # fmt: skip
-    """Train one epoch and validate: the epoch's record (with its throughput), the
-    unreadable validation images and the epoch's timing."""
+) -> tuple[dict, Throughput]:  # fmt: skip
+    """Train one epoch and validate: the epoch's record (with its throughput) and the
+    epoch's timing."""
     from tqdm import tqdm
 
     epoch = state.epoch
@@ -214,14 +229,8 @@ def run_epoch(
         bar.close()  # before any error's one line: a half-drawn bar would precede it
     freezing.set_train_mode(model, False)
     run.where = f"validating epoch {epoch + 1}"
-    val, bad_val = evaluate(
-        eval_net, loaders.val, len(data.classes), ctx.device, criterion=criterion(cfg, plan),
-        dtype=step.dtype, channels_last=plan.channels_last, normalize=loaders.normalize,
-        strict=cfg.strict,
-        meter=new_meter(cfg, plan, len(data.classes)),
-    )  # fmt: skip
+    val, bad_val = validate_pass(cfg, ctx, plan, data, loaders, step, eval_net)
     skipped = all_names(ctx, skipped)
-    bad_val = all_names(ctx, bad_val)
     state.skipped = sorted(skipped)
     if epoch == _first_epoch(plan):  # every image has been read once now
         for which, names, split in (("training", skipped, "train"),
@@ -240,7 +249,7 @@ def run_epoch(
         "train_images_per_s": round(timing.images_per_s, 1),
         "data_wait": round(timing.wait_share, 3),
     }
-    return record, bad_val, timing
+    return record, timing
 
 
 def resumable_parts(model: nn.Module, step: Step) -> dict[str, object]:
@@ -263,15 +272,14 @@ def save_epoch(
     state.history.append(record)
     state.epoch = record["epoch"]
     # best_top1 holds the best score: top-1, or mean IoU for segmentation.
-    score = plan.score(record)
+    score = record[plan.score_key]
     if score > state.best_top1:
         state.best_top1, state.best_epoch, state.bad_epochs = score, state.epoch, 0
-        key = "val_miou" if plan.segmentation else "val_top1"
         if ctx.is_main:
             ckpt.export_model(
                 model, plan.out / ckpt.BEST, classes=data.classes, preprocessing=pre,
                 extra={"strategy": plan.strategy, "epoch": str(state.epoch),
-                       key: repr(score), "train_config": cfg.to_json()},
+                       plan.score_key: repr(score), "train_config": cfg.to_json()},
             )  # fmt: skip
     else:
         state.bad_epochs += 1
@@ -301,13 +309,7 @@ def finish(
     model.load_state_dict(best_state, strict=False)
     freezing.set_train_mode(model, False)
     run.where = "in the final evaluation"
-    final, bad_val = evaluate(
-        loaders.net, loaders.val, len(data.classes), ctx.device,
-        criterion=criterion(cfg, plan), dtype=step.dtype, channels_last=plan.channels_last,
-        normalize=loaders.normalize,
-        strict=cfg.strict, meter=new_meter(cfg, plan, len(data.classes)),
-    )  # fmt: skip
-    bad_val = all_names(ctx, bad_val)
+    final, bad_val = validate_pass(cfg, ctx, plan, data, loaders, step, loaders.net)
     n = len(data.classes)
     per_class = [
         sum(counts)

@@ -97,9 +97,10 @@ class RunPlan:
     def probe(self) -> bool:
         return self.strategy == "linear-probe"
 
-    def score(self, record: dict) -> float:
-        """What "best epoch" means: validation mean IoU, or top-1."""
-        return record["val_miou"] if self.segmentation else record["val_top1"]
+    @property
+    def score_key(self) -> str:
+        """What "best epoch" means: the record's validation mean IoU, or top-1."""
+        return "val_miou" if self.segmentation else "val_top1"
 
 
 def _resume_folder(cfg: TrainConfig) -> Path:
@@ -171,13 +172,19 @@ def _quick_probe(
     return float((pred == feats["val_y"].long()).float().mean())
 
 
+def _starts_from_weights(cfg: TrainConfig) -> bool:
+    """Whether the run can start from trained weights (given, or the model's default):
+    what ``auto`` weighs first."""
+    return cfg.weights is not None or has_default_weights(cfg.model)
+
+
 def _auto_strategy(
     cfg: TrainConfig, ctx: Context, data: DataSplit, workers: int, dtype: torch.dtype | None
 ) -> tuple[str, str, nn.Module | None]:
     """``auto`` for classification: the strategy, why, and the probed backbone when the
     choice is a linear probe (its features are cached, the run reuses both)."""
     per_class = min(data.counts("train"))
-    with_weights = cfg.weights is not None or has_default_weights(cfg.model)
+    with_weights = _starts_from_weights(cfg)
     probe_top1, model = None, None
     if with_weights and per_class >= 30:
         torch.manual_seed(cfg.seed)
@@ -207,8 +214,7 @@ def plan_run(
                       f"--strategy {cfg.strategy} is ignored")  # fmt: skip
         strategy, reason = resumed["strategy"], "the resumed run's"
     elif strategy == "auto" and cfg.task == seg.SEGMENTATION:
-        with_weights = cfg.weights is not None or has_default_weights(cfg.model)
-        strategy, reason = choose_segmentation_strategy(len(data.train), with_weights)
+        strategy, reason = choose_segmentation_strategy(len(data.train), _starts_from_weights(cfg))
         say(ctx, f"auto: chose {strategy}: {reason}")
     elif strategy == "auto":
         strategy, reason, model = _auto_strategy(cfg, ctx, data, workers, dtype)
