@@ -33,7 +33,8 @@ import copy
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -46,9 +47,16 @@ import weights as wts
 
 __all__ = [
     "BACKENDS",
+    "COMPILE_OPTIONS",
+    "CompileFellBack",
+    "CompileWatch",
     "InferenceModel",
     "Plan",
+    "choose_runner",
+    "compile_watch",
     "cpu_native_kernels",
+    "float32_conv_precision",
+    "graph_tolerance",
     "find_conv_bn_pairs",
     "fold_batchnorm",
     "optimize_for_inference",
@@ -61,8 +69,17 @@ DTYPES = (None, torch.float32, torch.bfloat16, torch.float16)
 # How far a graph's output may be from the eager model's, relative to its largest logit,
 # before the graph is refused: float32 graphs only reorder sums; in half precision each
 # reordered sum rounds to 8 (bfloat16) or 11 (float16) bits, so a wrong graph, not the
-# rounding, is what the wider bound still catches.
+# rounding, is what the wider bound still catches. float32 convolutions that the backend
+# runs in TF32 (cuDNN's default on CUDA) or bfloat16 (oneDNN, when asked) round their
+# inputs to 11 or 8 bits too, so they get the bound of that precision (graph_tolerance).
 _GRAPH_TOLERANCE = {torch.float32: 1e-3, torch.float16: 3e-2, torch.bfloat16: 3e-2}
+_REDUCED_FLOAT32 = {"tf32": torch.float16, "bf16": torch.bfloat16}  # same mantissa width
+
+# How the compile backend builds each shape's graph; tests swap in a counting backend, which
+# meets dynamo's caches and limits exactly as inductor does, in a fraction of the time.
+# fullgraph: a graph break or dynamo's recompile limit raises instead of quietly running
+# (part of) the network eagerly under a plan that says "compile".
+COMPILE_OPTIONS: dict = {"backend": "inductor", "options": {"freezing": True}}
 
 
 def cpu_native_kernels(dtype: torch.dtype) -> bool | None:
@@ -97,6 +114,8 @@ class Plan:
     runner: str
     why: str
     build_s: float = 0.0
+    # How the runner's output was checked against the eager model's (empty for eager).
+    check: str = ""
 
     def __str__(self) -> str:
         return f"{self.runner} ({self.why})"
@@ -289,40 +308,29 @@ class InferenceModel(nn.Module):
 
     def _plan(self, x: torch.Tensor) -> tuple[Callable | None, Plan]:
         """Build, check and (``auto``) time the runner for ``x``; eager where none fits."""
-        cuda = x.device.type == "cuda"
-        runner = self.backend
+        runner, why = choose_runner(self.backend, x.device, x.dtype)
         if runner == "eager":
-            return None, Plan("eager", "backend='eager'")
-        if runner == "auto":
-            if cuda:
-                runner = "cudagraph"
-            elif x.dtype == torch.float32:
-                runner = "torchscript"
-            else:
-                why = f"no graph for {x.dtype} on the CPU; backend='compile' would compile one"
-                if cpu_native_kernels(x.dtype) is False:
-                    why += f"; no native {str(x.dtype).split('.')[-1]} kernels on this CPU,"
-                    why += " so float32 runs faster here"
-                return None, Plan("eager", why)
-        elif runner == "torchscript" and (cuda or x.dtype != torch.float32):
-            return None, Plan("eager", "TorchScript's oneDNN graph takes CPU float32 only")
-        elif runner == "cudagraph" and not cuda:
-            return None, Plan("eager", "CUDA graphs need a CUDA input")
+            return None, Plan("eager", why)
         try:
             fn, runner, note = self._build(runner, x)
             with torch.no_grad():
                 expected, got = self.model(x), fn(x)
+        except CompileFellBack as exc:  # dynamo ran the network eagerly: say so, and why
+            return None, Plan("eager", f"{runner} fell back to eager: {exc}")
         except Exception as exc:  # noqa: BLE001 - any failure to build: run eager
             return None, Plan("eager", f"{runner} failed: {_reason(exc)}")
-        differs = _difference(got, expected)
+        rel, precision = graph_tolerance(expected.dtype, x.device)
+        check = f"max difference within {rel:g} of the largest logit ({precision})"
+        differs = _difference(got, expected, rel)
         if differs is not None:
-            return None, Plan("eager", f"{runner} differs from eager: {differs}")
+            why = f"{runner} differs from eager: {differs} ({rel:g} of the largest logit, "
+            return None, Plan("eager", why + f"{precision})")
         if self.backend != "auto":
-            return fn, Plan(runner, f"backend={self.backend!r}{note}")
+            return fn, Plan(runner, f"backend={self.backend!r}{note}", check=check)
         speedup = self._speedup(fn, x)
         if speedup <= 1:
             return None, Plan("eager", f"{runner} took {1 / speedup:.2f}x eager's time here")
-        return fn, Plan(runner, f"{speedup:.2f}x faster than eager here")
+        return fn, Plan(runner, f"{speedup:.2f}x faster than eager here", check=check)
 
     def _build(self, runner: str, x: torch.Tensor) -> tuple[Callable, str, str]:
         """``(runner fn, runner name, note)``; a failed CUDA-graph capture of the compiled
@@ -334,10 +342,20 @@ class InferenceModel(nn.Module):
         if self._compiled is None:
             # freezing: weights become constants, so inductor folds and prepacks them
             # (oneDNN layouts on the CPU); safe here since the model is eval-only.
-            compiled = torch.compile(self.model, dynamic=False, options={"freezing": True})
+            compiled = torch.compile(self.model, dynamic=False, fullgraph=True, **COMPILE_OPTIONS)
             self.__dict__["_compiled"] = compiled
-        with torch.no_grad():
-            self._compiled(x)  # compiles for this shape
+        try:
+            with torch.no_grad(), compile_watch() as watch:
+                self._compiled(x)  # compiles for this shape (fullgraph: or raises)
+        except Exception as exc:
+            if "recompile" in type(exc).__name__.lower() or "recompile limit" in str(exc):
+                raise CompileFellBack(_RECOMPILE_LIMIT) from exc
+            if "no compiled frames" in str(exc):  # newer torch, once the limit was hit
+                why = f"dynamo ran no compiled frame; the usual cause: {_RECOMPILE_LIMIT}"
+                raise CompileFellBack(why) from exc
+            raise
+        if watch.graph_breaks:  # fullgraph raises on a break: a torch that did not cannot hide one
+            raise CompileFellBack(watch.fell_back)
         if x.device.type != "cuda":
             return self._compiled, "compile", ""
         try:  # launch overhead dominates small batches: replay the compiled kernels
@@ -350,7 +368,9 @@ class InferenceModel(nn.Module):
         alternate; the best call of each counts, since noise from other processes only
         ever adds time."""
         best = {"graph": float("inf"), "eager": float("inf")}
-        sync = torch.cuda.synchronize if x.device.type == "cuda" else lambda: None
+        # the input's GPU, which need not be the current one
+        cuda = x.device.type == "cuda"
+        sync = (lambda: torch.cuda.synchronize(x.device)) if cuda else (lambda: None)
         with torch.no_grad():
             for _ in range(self.timing_rounds):
                 for which, f in (("graph", fn), ("eager", self.model)):
@@ -404,40 +424,152 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {wts.one_line(exc, 200) or type(exc).__name__}"
 
 
-def _difference(got: object, expected: torch.Tensor) -> str | None:
-    """Why ``got`` is not the eager output within its precision's tolerance; None if it is."""
+def _difference(got: object, expected: torch.Tensor, rel: float) -> str | None:
+    """Why ``got`` is not ``expected`` within ``rel`` of its largest magnitude; None if it is."""
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
         return f"output {type(got).__name__} {getattr(got, 'shape', '')} is not {expected.shape}"
     scale = expected.float().abs().max().item()
     diff = (got.float() - expected.float()).abs().max().item()
-    bound = _GRAPH_TOLERANCE.get(expected.dtype, 1e-3) * scale + 1e-6
+    bound = rel * scale + 1e-6
     return None if diff <= bound else f"max difference {diff:.3g} > {bound:.3g}"
+
+
+def float32_conv_precision(device: torch.device) -> str:
+    """What float32 convolutions and matmuls on ``device`` actually compute in: ``"ieee"``
+    (float32), ``"tf32"`` (cuDNN's default for convolutions on CUDA, 10-bit mantissa) or
+    ``"bf16"`` (oneDNN on the CPU when asked to, 7 bits)."""
+    if device.type == "cuda":
+        matmul = torch.backends.cuda.matmul.allow_tf32
+        matmul = matmul or torch.get_float32_matmul_precision() != "highest"
+        return "tf32" if torch.backends.cudnn.allow_tf32 or matmul else "ieee"
+    if device.type == "cpu":  # torch >= 2.9 can let oneDNN round float32 (default: it doesn't)
+        mkldnn = torch.backends.mkldnn
+        for scope in (getattr(mkldnn, "conv", None), getattr(mkldnn, "matmul", None), mkldnn):
+            setting = getattr(scope, "fp32_precision", "ieee")
+            if setting in _REDUCED_FLOAT32:
+                return setting
+    return "ieee"
+
+
+def graph_tolerance(dtype: torch.dtype, device: torch.device) -> tuple[float, str]:
+    """``(bound, precision)``: how far a graph's output may be from the eager model's,
+    relative to the largest logit, for outputs in ``dtype`` on ``device``, and the precision
+    in effect that the bound is derived from."""
+    name = str(dtype).replace("torch.", "")
+    if dtype != torch.float32:
+        return _GRAPH_TOLERANCE.get(dtype, 1e-3), name
+    reduced = float32_conv_precision(device)
+    if reduced in _REDUCED_FLOAT32:
+        return _GRAPH_TOLERANCE[_REDUCED_FLOAT32[reduced]], f"float32 with {reduced.upper()} math"
+    return _GRAPH_TOLERANCE[torch.float32], name
+
+
+def choose_runner(backend: str, device: torch.device, dtype: torch.dtype) -> tuple[str, str]:
+    """``(runner, why)``: the runner that ``backend`` builds for an input on ``device`` in
+    ``dtype``, or ``("eager", why)`` where none fits. Logic alone decides this (no GPU
+    needed to test the CUDA choices)."""
+    cuda = device.type == "cuda"
+    if backend == "eager":
+        return "eager", "backend='eager'"
+    if backend == "auto":
+        if cuda:
+            return "cudagraph", ""
+        if dtype == torch.float32:
+            return "torchscript", ""
+        why = f"no graph for {dtype} on the CPU; backend='compile' would compile one"
+        if cpu_native_kernels(dtype) is False:
+            why += f"; no native {str(dtype).split('.')[-1]} kernels on this CPU,"
+            why += " so float32 runs faster here"
+        return "eager", why
+    if backend == "torchscript" and (cuda or dtype != torch.float32):
+        return "eager", "TorchScript's oneDNN graph takes CPU float32 only"
+    if backend == "cudagraph" and not cuda:
+        return "eager", "CUDA graphs need a CUDA input"
+    return backend, ""
+
+
+class CompileFellBack(Exception):
+    """torch.compile ran (part of) a network eagerly instead of compiling it."""
+
+
+_RECOMPILE_LIMIT = (
+    "dynamo's recompile limit (torch._dynamo.config.recompile_limit) was reached: every "
+    "network shares one forward, and its compiled graphs count against one limit per "
+    "process; torch._dynamo.reset() between networks clears them"
+)
+
+
+@dataclass
+class CompileWatch:
+    """What torch.compile built during a ``compile_watch()`` block, from dynamo's counters."""
+
+    graphs: int = 0
+    graph_breaks: int = 0
+
+    @property
+    def fell_back(self) -> str | None:
+        """Why the block, a first call after ``torch._dynamo.reset()`` or at a new input
+        shape, did not run as one compiled graph (None: it did). Such a call that compiles
+        no graph ran eagerly: dynamo's recompile limit is the usual cause. (Any other call
+        may reuse a graph already compiled, for another model of the same architecture too,
+        so compiling nothing says nothing there.)"""
+        if self.graph_breaks:
+            return f"{self.graph_breaks} graph break(s): parts of the network ran eagerly"
+        if not self.graphs:
+            return f"no graph was compiled; {_RECOMPILE_LIMIT}"
+        return None
+
+
+@contextmanager
+def compile_watch() -> Iterator[CompileWatch]:
+    """Count the graphs dynamo compiles and the graph breaks it meets inside the block (the
+    counters are process-wide; ``torch._dynamo.reset()`` leaves them alone)."""
+    from torch._dynamo.utils import counters
+
+    def now() -> tuple[int, int]:
+        return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+
+    watch = CompileWatch()
+    graphs, breaks = now()
+    try:
+        yield watch
+    finally:
+        after = now()
+        watch.graphs, watch.graph_breaks = after[0] - graphs, after[1] - breaks
 
 
 class _CudaGraph:
     """``fn`` captured in one CUDA graph for inputs shaped like ``x``, replayed per call:
     the input is copied into the graph's own buffer and the output cloned out of it (the
     next replay overwrites it). Kernel launches, not arithmetic, bound small batches on a
-    large GPU; a replay launches them all at once."""
+    large GPU; a replay launches them all at once.
+
+    Capture, warm-up and replay run with the input's GPU current (a model on a second GPU
+    must not capture on the first). ``capture_error_mode="thread_local"``: the default
+    ("global") makes a CUDA call from any other thread during the capture an error, and a
+    user's DataLoader thread pinning memory is such a call."""
 
     def __init__(self, fn: Callable, x: torch.Tensor) -> None:
-        self.static_in = x.clone()
-        side = torch.cuda.Stream(device=x.device)
-        side.wait_stream(torch.cuda.current_stream(x.device))
-        # Warm-up outside the capture, on a side stream as capture requires: cuDNN picks
-        # its algorithms and lazily made buffers exist before the graph records addresses.
-        with torch.cuda.stream(side), torch.no_grad():
-            for _ in range(3):
-                fn(self.static_in)
-        torch.cuda.current_stream(x.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(self.graph):
-            self.static_out = fn(self.static_in)
+        self.device = x.device
+        with torch.cuda.device(self.device):
+            self.static_in = x.clone()
+            side = torch.cuda.Stream(device=x.device)
+            side.wait_stream(torch.cuda.current_stream(x.device))
+            # Warm-up outside the capture, on a side stream as capture requires: cuDNN picks
+            # its algorithms and lazily made buffers exist before the graph records addresses.
+            with torch.cuda.stream(side), torch.no_grad():
+                for _ in range(3):
+                    fn(self.static_in)
+            torch.cuda.current_stream(x.device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.no_grad(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self.static_out = fn(self.static_in)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.static_in.copy_(x)
-        self.graph.replay()
-        return self.static_out.clone()
+        with torch.cuda.device(self.device):
+            self.static_in.copy_(x)
+            self.graph.replay()
+            return self.static_out.clone()
 
 
 def _script(model: nn.Module, x: torch.Tensor) -> torch.jit.ScriptModule:
@@ -490,13 +622,19 @@ def optimize_for_inference(
       eager model on that first input and kept only if faster (a few extra calls).
     - ``"torchscript"``: the oneDNN graph wherever it works (CPU float32).
     - ``"cudagraph"``: the CUDA graph wherever it works (CUDA inputs).
-    - ``"compile"``: ``torch.compile`` (inductor, with freezing) per shape, on CUDA also
-      captured in a CUDA graph; compiling takes seconds to minutes per shape, reported
-      as ``build_s``.
+    - ``"compile"``: ``torch.compile`` (inductor, with freezing, static shapes, one whole
+      graph) per shape, on CUDA also captured in a CUDA graph; compiling takes seconds to
+      minutes per shape, reported as ``build_s``. Where dynamo would run the network
+      eagerly instead (a graph break, or its recompile limit: every network shares one
+      ``forward``, so past eight compiled graphs in one process, ``torch._dynamo.reset()``
+      clears them), the plan says eager and why.
     - ``"eager"``: the folded eager model only.
 
-    Every graph's output is compared with the eager model's on its first input, and the
-    eager model runs where a graph cannot be built, differs, or autograd is wanted.
+    Every graph's output is compared with the eager model's on its first input, within a
+    bound set by the precision in effect (``graph_tolerance``: 1e-3 of the largest logit in
+    float32, 3e-2 in half precision and where float32 convolutions run in TF32, as cuDNN's
+    do by default; each plan's ``check`` states it), and the eager model runs where a graph
+    cannot be built, differs, or autograd is wanted.
     ``channels_last``: weights in channels_last memory format, which measured faster for
     eager convolutions on the CPU and on CUDA. ``example`` is an input used to read the
     data flow (default: one random image at the model's minimum input size).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -34,6 +35,19 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     yield
     # Downloaded and converted files add up to gigabytes over a run: removed as we go.
     shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_compiler():
+    """A test that compiles leaves dynamo's caches empty for the next: every network shares
+    one ``forward``, and graphs left over from earlier tests would count against dynamo's
+    recompile limit of the next test that compiles (past it, it runs eagerly)."""
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    yield
+    if counters["stats"]["unique_graphs"] != graphs:
+        torch._dynamo.reset()
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +158,41 @@ def one_line(code: int, err: list[str], *needles: str) -> str:
     for needle in needles:
         assert needle in err[0], err
     return err[0]
+
+
+@contextlib.contextmanager
+def tf32(allowed: bool):
+    """cuDNN's and cuBLAS's TF32 for float32 set to ``allowed``, restored by hand afterwards:
+    pytest's monkeypatch cannot undo ``torch.backends.cuda.matmul.allow_tf32`` (it tries to
+    delete the attribute of torch's module object and raises at teardown)."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.fixture
+def no_tf32():
+    """True float32 on CUDA for the test (cuDNN convolutions default to TF32)."""
+    with tf32(False):
+        yield
+
+
+class CountingBackend:
+    """A torch.compile backend that runs each graph as traced and counts its calls: dynamo's
+    caches and limits are met exactly as with inductor, at a fraction of its compile time."""
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []  # calls of each compiled graph, in the order compiled
+
+    def __call__(self, gm: torch.fx.GraphModule, _example_inputs: list) -> object:
+        index = len(self.runs)
+        self.runs.append(0)
+
+        def run(*args: object) -> object:
+            self.runs[index] += 1
+            return gm.forward(*args)
+
+        return run

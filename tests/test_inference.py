@@ -8,7 +8,7 @@ import fnmatch
 
 import pytest
 import torch
-from conftest import calibrate_bn_on, randomize_bn
+from conftest import CountingBackend, calibrate_bn_on, randomize_bn, tf32
 from torch import nn
 
 import nets
@@ -248,12 +248,10 @@ def test_backends_that_do_not_fit_the_input_say_so():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("backend", ["auto", "cudagraph", "compile"])
-def test_cuda_backends(backend, monkeypatch):
+def test_cuda_backends(backend, no_tf32):
     """Each CUDA runner, float32 without TF32, against the plain model: a CUDA graph replays
     the same kernels; inductor reorders float32 sums only. Two shapes, each called twice (a
     replay must not hand back the previous call's output)."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     model = randomize_bn(nets.create_model("resnet18")).eval().cuda()
     fast = optimize_for_inference(model, backend=backend)
     a, b = torch.randn(2, 4, 3, 64, 64, device="cuda")
@@ -266,10 +264,9 @@ def test_cuda_backends(backend, monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_compiled_half_precision(monkeypatch):
+def test_cuda_compiled_half_precision(no_tf32):
     """The configuration the CUDA benchmark's ``fast`` mode runs: float16 weights, compiled
     and replayed, float32 logits at the door; the top-1 of the float32 model kept."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     model = randomize_bn(nets.create_model("resnet50")).eval().cuda()
     fast = optimize_for_inference(model, dtype=torch.float16, backend="compile")
     x = torch.randn(8, 3, 96, 96, device="cuda")
@@ -282,12 +279,10 @@ def test_cuda_compiled_half_precision(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_fast_path(monkeypatch):
+def test_cuda_fast_path(no_tf32):
     """fp32 against fp32: cuDNN's default TF32 convolutions (10-bit mantissa) are turned off
     for both models, so the float32 tolerance of the CPU tests applies. (With TF32 on, the
     two models round differently by design: that was the 0.066 seen on the H200.)"""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     model = randomize_bn(nets.create_model("resnet50")).eval().cuda()
     x = torch.randn(2, 3, 64, 64, device="cuda")
     fast = optimize_for_inference(model)
@@ -372,8 +367,7 @@ def _half_agreement(device: str, dtype: torch.dtype) -> tuple[float, float]:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_half_precision_keeps_the_real_top1(capsys, monkeypatch):
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # a true float32 reference
+def test_cuda_half_precision_keeps_the_real_top1(capsys, no_tf32):  # float32 reference
     top1, top5 = _half_agreement("cuda", torch.float16)
     with capsys.disabled():
         print(f"\nCUDA float16 fast path vs float32, 300 crops: top-1 {top1:.1%}, top-5 {top5:.1%}")
@@ -495,3 +489,174 @@ def test_tracing_the_fast_path_records_the_eager_network(tmp_path):
     assert diff < 1e-3
     if "legacy onnx written" in done.stdout:
         assert (tmp_path / "f.onnx").stat().st_size > 1_000_000  # resnet18's weights are in it
+
+
+# ---- What torch.compile really ran, and the CUDA decisions that logic alone makes ----
+
+
+# Ten architectures (no two share a graph): more than dynamo's recompile limit of 8 allows
+# for the one ``Network.forward`` they all inherit.
+TEN_NETWORKS = ("lenet5", "alexnet", "zfnet", "vgg11", "resnet18", "resnet50", "mobilenet_v2",
+                "mobilenet_v3_small", "googlenet", "efficientnet_b0")  # fmt: skip
+
+
+def _plans_match_what_ran(backend: CountingBackend, reset: bool) -> list[str]:
+    """Compile each of TEN_NETWORKS through the fast path in one process; for each, call it
+    again and check that a compiled graph ran exactly when its plan says "compile"."""
+    runners = []
+    for name in TEN_NETWORKS:
+        if reset:
+            torch._dynamo.reset()
+        model = nets.create_model(name).eval()
+        size = max(model.min_input_size, 32)
+        x = torch.randn(1, model.in_chans, size, size)
+        fast = optimize_for_inference(model, backend="compile")
+        with torch.no_grad():
+            fast(x)  # plans (and compiles) this shape
+            ran = sum(backend.runs)
+            fast(x)
+        plan = fast.plan_details[tuple(x.shape)]
+        compiled_ran = sum(backend.runs) > ran
+        assert compiled_ran == (plan.runner == "compile"), (name, plan)
+        runners.append(plan.runner)
+        if plan.runner == "eager":
+            assert "recompile limit" in plan.why and "torch._dynamo.reset()" in plan.why, plan
+    return runners
+
+
+def test_compiled_plans_say_what_ran_past_the_recompile_limit(monkeypatch):
+    """Ten networks compiled in one process: without a reset, dynamo's recompile limit stops
+    compiling at the ninth graph of the shared ``forward``, and those plans say eager and why
+    (they used to say "compile" while running eagerly); reset between networks, all compile."""
+    backend = CountingBackend()
+    monkeypatch.setattr(inference, "COMPILE_OPTIONS", {"backend": backend})
+    limit = torch._dynamo.config.recompile_limit
+    torch._dynamo.reset()
+    try:
+        runners = _plans_match_what_ran(backend, reset=False)
+        assert runners == ["compile"] * (limit + 1) + ["eager"] * (len(TEN_NETWORKS) - limit - 1)
+        assert _plans_match_what_ran(backend, reset=True) == ["compile"] * len(TEN_NETWORKS)
+    finally:
+        torch._dynamo.reset()
+
+
+def test_compile_watch_counts_graphs_and_breaks():
+    def breaks(x: torch.Tensor) -> torch.Tensor:
+        x = x + 1
+        torch._dynamo.graph_break()
+        return x * 2
+
+    torch._dynamo.reset()
+    with inference.compile_watch() as watch:
+        torch.compile(breaks, backend="eager")(torch.ones(2))
+    assert watch.graphs == 2 and watch.graph_breaks == 1
+    assert watch.fell_back == "1 graph break(s): parts of the network ran eagerly"
+    with inference.compile_watch() as again:  # cached: nothing compiled, nothing to say here
+        torch.compile(breaks, backend="eager")(torch.ones(2))
+    assert again.graphs == 0 and "recompile limit" in again.fell_back
+    torch._dynamo.reset()
+
+
+def test_runner_choice_for_cuda_inputs_without_a_gpu():
+    """Every branch of the runner choice, CUDA's included: logic alone decides them."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    f32, f16 = torch.float32, torch.float16
+    assert inference.choose_runner("auto", cuda, f32) == ("cudagraph", "")
+    assert inference.choose_runner("auto", cuda, f16) == ("cudagraph", "")
+    assert inference.choose_runner("auto", cpu, f32) == ("torchscript", "")
+    assert inference.choose_runner("compile", cuda, f16) == ("compile", "")
+    assert inference.choose_runner("cudagraph", cuda, f32) == ("cudagraph", "")
+    assert inference.choose_runner("cudagraph", cpu, f32)[0] == "eager"
+    assert inference.choose_runner("torchscript", cuda, f32) == (
+        "eager", "TorchScript's oneDNN graph takes CPU float32 only")  # fmt: skip
+    assert inference.choose_runner("eager", cuda, f16) == ("eager", "backend='eager'")
+
+
+def test_graph_tolerance_follows_the_precision_in_effect():
+    """cuDNN runs float32 convolutions in TF32 by default (10-bit mantissa, as float16): a
+    graph is then held to float16's bound, not float32's (the H200 saw 1e-3 of the logits
+    between two TF32 models); with TF32 off, float32's."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    with tf32(True):
+        assert inference.graph_tolerance(torch.float32, cuda) == (3e-2, "float32 with TF32 math")
+    with tf32(False):
+        assert inference.graph_tolerance(torch.float32, cuda) == (1e-3, "float32")
+        torch.backends.cuda.matmul.allow_tf32 = True  # the classifier's matmul alone
+        assert inference.float32_conv_precision(cuda) == "tf32"
+    assert inference.graph_tolerance(torch.float16, cuda) == (3e-2, "float16")
+    assert inference.graph_tolerance(torch.float32, cpu) == (1e-3, "float32")
+    conv = getattr(torch.backends.mkldnn, "conv", None)  # torch >= 2.9: oneDNN may round
+    if conv is not None:  # float32 (a setting monkeypatch cannot undo: restored by hand)
+        before = conv.fp32_precision
+        try:
+            conv.fp32_precision = "bf16"
+            bound = inference.graph_tolerance(torch.float32, cpu)
+        finally:
+            conv.fp32_precision = before
+        assert bound == (3e-2, "float32 with BF16 math")
+
+
+def test_a_refused_graph_states_the_tolerance_it_failed(monkeypatch):
+    torch.manual_seed(0)
+    model = randomize_bn(nets.create_model("lenet5")).eval()
+    x = torch.randn(1, 1, 32, 32)
+    monkeypatch.setattr(inference, "_script", lambda m, _x: lambda t: m(t) * 2 + 1)
+    fast = optimize_for_inference(model, backend="torchscript")
+    with torch.no_grad():
+        fast(x)
+    plan = fast.plan_details[(1, 1, 32, 32)]
+    assert plan.runner == "eager" and plan.why.endswith("(0.001 of the largest logit, float32)")
+    monkeypatch.setattr(inference, "_script", lambda m, _x: m)  # a graph that agrees
+    fast = optimize_for_inference(model, backend="torchscript")
+    with torch.no_grad():
+        fast(x)
+    plan = fast.plan_details[(1, 1, 32, 32)]
+    assert plan.runner == "torchscript"
+    assert plan.check == "max difference within 0.001 of the largest logit (float32)"
+
+
+def test_cuda_graph_capture_is_thread_local_on_the_inputs_gpu(monkeypatch):
+    """The capture, its warm-up and each replay run with the input's GPU current, and a CUDA
+    call from another thread (a DataLoader pinning memory) cannot break the capture. Checked
+    without a GPU: torch.cuda's calls are replaced by recorders, the input is a meta tensor."""
+    seen: list[tuple] = []
+
+    class Recorder:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(("new", type(self).__name__, args, kwargs))
+
+        def __enter__(self) -> None:
+            seen.append(("enter", type(self).__name__, self))
+
+        def __exit__(self, *_: object) -> None:
+            seen.append(("exit", type(self).__name__))
+
+        def wait_stream(self, _other: object) -> None:
+            pass
+
+        def replay(self) -> None:
+            seen.append(("replay",))
+
+    class device(Recorder): ...  # noqa: N801 - torch.cuda's names
+
+    class stream(Recorder): ...  # noqa: N801
+
+    class graph(Recorder): ...  # noqa: N801
+
+    for name, fake in (("device", device), ("stream", stream), ("graph", graph),
+                       ("Stream", Recorder), ("CUDAGraph", Recorder),
+                       ("current_stream", lambda *_: Recorder())):  # fmt: skip
+        monkeypatch.setattr(torch.cuda, name, fake)
+    x = torch.empty(2, 3, device="meta")
+    captured = inference._CudaGraph(lambda t: t * 2, x)
+    news = [e for e in seen if e[0] == "new"]
+    assert ("new", "device", (x.device,), {}) in news
+    (capture,) = [e for e in news if e[1] == "graph"]
+    assert capture[3] == {"capture_error_mode": "thread_local"}
+    # everything between entering the device guard and leaving it: the whole capture
+    inside = [e[1] for e in seen if e[0] in ("enter", "exit")]
+    assert inside[0] == "device" and inside[-1] == "device" and "graph" in inside
+    seen.clear()
+    captured(x)
+    assert [e[:2] for e in seen] == [("new", "device"), ("enter", "device"), ("replay",),
+                                     ("exit", "device")]  # fmt: skip
