@@ -1,8 +1,12 @@
 """Peak memory of inference and of one training step.
 
-On CUDA: the caching allocator's peak (``torch.cuda.max_memory_allocated``), reset before
-each measurement. On the CPU the only honest figure is the process's peak resident set, and
-``ru_maxrss`` only ever grows: each network is therefore measured in a fresh Python
+On CUDA: the caching allocator's peak (``torch.cuda.max_memory_allocated``) during the
+measured call, less what was allocated when it started: the models, their frozen constants,
+gradients and optimiser state already on the GPU (every model of the mode, ours and the
+references) are not the call's. So the inference figure is activations and workspace, and
+the training figure what one step adds to the weights, last step's gradients and the
+momentum it starts from. On the CPU the only honest figure is the process's peak resident
+set, and ``ru_maxrss`` only ever grows: each network is therefore measured in a fresh Python
 subprocess, and the figure is the peak minus the peak after the imports (weights,
 activations, workspace and allocator slack of that one network; 0 where the network
 needs less than importing torch did).
@@ -10,10 +14,12 @@ needs less than importing torch did).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -37,12 +43,21 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> None:
-    out = model(x)
-    logits = out[0] if isinstance(out, tuple) else out
-    loss = torch.nn.functional.cross_entropy(
-        logits, torch.zeros(len(x), dtype=torch.long, device=x.device)
-    )
+def train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> None:
+    """One SGD step on ``x``; the forward pass and the loss run under ``autocast()``, the
+    backward pass outside it (autocast's documentation: backward ops run in the dtype
+    autocast chose for the matching forward ops anyway)."""
+    with autocast():
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        loss = torch.nn.functional.cross_entropy(
+            logits, torch.zeros(len(x), dtype=torch.long, device=x.device)
+        )
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -77,12 +92,20 @@ def cpu_peak(name: str, impl: str, batch: int, size: int) -> dict[str, float] | 
         return None
 
 
-def cuda_peak(fn, device: torch.device) -> float:  # noqa: ANN001
+def tracks(device: torch.device) -> bool:
+    """Whether ``cuda_peak`` can measure on ``device`` (the CPU's figures come from
+    ``cpu_peak``, a process of their own)."""
+    return device.type == "cuda"
+
+
+def cuda_peak(fn: Callable[[], object], device: torch.device) -> float:
+    """MiB that ``fn`` added at its peak to what was allocated on ``device`` before it."""
     torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
     fn()
     torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) / 2**20
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
 if __name__ == "__main__":

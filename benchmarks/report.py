@@ -86,8 +86,20 @@ def _share(r: dict) -> str:
 
 
 def _mode(r: dict) -> str:
-    batch = [v for k, v in r.get("plans", {}).items() if k.startswith(f"{r['batch_size']}x")]
-    return f"{r['mode']} ({batch[0]})" if batch else r["mode"]
+    """The mode, with what ran at batch N where a plan was recorded: ours (the fast path's
+    runner, or "compile"/"eager" for torch.compile) and, where a compiled reference fell
+    back to eager, that too, so that no eager figure reads as a compiled one."""
+
+    def at_batch(plans: dict) -> list[str]:
+        return [v for k, v in plans.items() if k.startswith(f"{r['batch_size']}x")]
+
+    ours = at_batch(r.get("plans", {}))
+    notes = [ours[0]] if ours else []
+    for prefix, name in (("tv_", "tv"), ("tvc_", "tv compiled")):
+        theirs = at_batch(r.get(f"{prefix}plans", {}))
+        if theirs and theirs[0] != "compile":
+            notes.append(f"{name}: {theirs[0]}")
+    return f"{r['mode']} ({'; '.join(notes)})" if notes else r["mode"]
 
 
 def markdown(rows: list[dict]) -> str:

@@ -15,7 +15,7 @@ from torch import nn
 
 import nets
 from nets.cost import count_macs
-from nets.inference import optimize_for_inference
+from nets.inference import COMPILE_OPTIONS, compile_watch, optimize_for_inference
 
 from . import memory, roofline
 from .models import build_pair, input_size
@@ -30,6 +30,9 @@ from .timing import interleaved, ratio_stats, sync
 MODES = ("eager", "channels_last", "bf16", "amp", "compile", "fast", "fast-fp32")
 FAST_MODES = ("fast", "fast-fp32")
 DEFAULT_MODES = {"cpu": ("eager", "channels_last", "fast"), "cuda": MODES}
+# The compile mode is torch.compile as a user calls it, for ours and the twin alike (torch's
+# defaults: it trains too, so no freezing); tests swap in a counting backend.
+COMPILE_MODE_OPTIONS: dict = {}
 
 
 def fast_backend(device: torch.device, chosen: str | None = None) -> str:
@@ -156,12 +159,25 @@ def prepare(
     if mode in ("channels_last", "amp"):
         return model.to(memory_format=torch.channels_last)
     if mode == "compile":
-        return torch.compile(model)
+        return torch.compile(model, **COMPILE_MODE_OPTIONS)
     if mode in FAST_MODES and ours:
         dtype = fast_dtype(mode, example.device)
         backend = fast_backend(example.device, backend)
         return optimize_for_inference(model, example, dtype=dtype, backend=backend)
     return model
+
+
+def references(mode: str, device: torch.device, twin: bool) -> list[str]:
+    """The models timed side by side in ``mode``, by their figures' prefix: ours (""),
+    torchvision's twin prepared the same way ("tv_"), and in the fast modes our own plain
+    eager model ("eager_") and, on CUDA, the twin compiled at the fast path's precision
+    ("tvc_"). Logic alone decides this, so CPU tests cover the CUDA choice."""
+    prefixes = ["", "tv_"] if twin else [""]
+    if mode in FAST_MODES:
+        prefixes.append("eager_")
+        if twin and device.type == "cuda":
+            prefixes.append("tvc_")
+    return prefixes
 
 
 def _convert(x: torch.Tensor, mode: str) -> torch.Tensor:
@@ -178,9 +194,20 @@ def _autocast(mode: str, device: torch.device) -> contextlib.AbstractContextMana
 
 def compiled_twin(theirs: nn.Module, dtype: torch.dtype) -> nn.Module:
     """torchvision's model as a user would speed it up alone: in ``dtype``, channels_last,
-    under torch.compile (what the fast path must beat to add anything)."""
-    twin = copy.deepcopy(theirs).to(dtype).to(memory_format=torch.channels_last)
-    return torch.compile(twin)
+    under torch.compile (what the fast path must beat to add anything), compiled as the fast
+    path compiles ours: static shapes (one graph per input shape, never a dynamic-shape
+    recompile at the second) and inductor's freezing, which is safe in eval mode."""
+    twin = copy.deepcopy(theirs).to(dtype).to(memory_format=torch.channels_last).eval()
+    twin.requires_grad_(False)
+    return torch.compile(twin, dynamic=False, **COMPILE_OPTIONS)
+
+
+def reset_compiler() -> None:
+    """Forget every compiled graph. Every network of ours shares one ``forward``, and dynamo
+    allows one code object ``torch._dynamo.config.recompile_limit`` (8) graphs per process:
+    past it, a compiled model quietly runs eagerly. A compiling mode starts from empty
+    caches, so that its figures are compiled figures; its models are thrown away after it."""
+    torch._dynamo.reset()
 
 
 def _infer_fn(model: nn.Module, x: torch.Tensor, mode: str, device: torch.device) -> Callable:
@@ -195,8 +222,9 @@ def _train_fn(model: nn.Module, x: torch.Tensor, mode: str, device: torch.device
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
     def run() -> None:
-        with _autocast(mode, device):
-            memory.train_step(model, opt, x)
+        # The forward pass and the loss under autocast, backward outside it, as the
+        # autocast documentation asks (and as the trainer does).
+        memory.train_step(model, opt, x, autocast=lambda: _autocast(mode, device))
 
     return run
 
@@ -227,19 +255,53 @@ def _pair_figures(
 
 
 def _first_calls(
-    fns: list[Callable], prefixes: list[str], key: str, device, row: dict, only: tuple[str, ...]
+    fns: list[Callable],
+    prefixes: list[str],
+    key: str,
+    device: torch.device,
+    row: dict,
+    only: tuple[str, ...],
+    watched: dict[str, str] | None = None,
 ) -> None:
     """Time the first call of the functions whose prefix is in ``only`` on their own
     (compilation or tracing happens there), added up over the shapes as ``prefix + key`` in
-    seconds, before the interleaved timing warms them up."""
+    seconds, before the interleaved timing warms them up.
+
+    ``watched``: prefix -> the plan key (input shape) of the torch.compile'd models among
+    them. What each first call really ran is recorded under ``prefix + "plans"`` (and why,
+    when it fell back to eager, under ``prefix + "plan_why"``): after ``reset_compiler``,
+    a first call at a new shape that compiles no graph ran eagerly."""
+    watched = watched or {}
     for fn, prefix in zip(fns, prefixes, strict=True):
         if prefix not in only:
             continue
         sync(device)
         t = time.perf_counter()
-        fn()
+        with compile_watch() as watch:
+            fn()
         sync(device)
         row[f"{prefix}{key}"] = row.get(f"{prefix}{key}", 0.0) + time.perf_counter() - t
+        if prefix in watched:
+            _record_plan(row, prefix, watched[prefix], watch.fell_back)
+
+
+def _record_plan(row: dict, prefix: str, shape: str, fell_back: str | None) -> None:
+    row.setdefault(f"{prefix}plans", {})[shape] = "eager" if fell_back else "compile"
+    if fell_back:
+        row.setdefault(f"{prefix}plan_why", {})[shape] = f"torch.compile fell back: {fell_back}"
+
+
+def _shape(x: torch.Tensor) -> str:
+    return "x".join(map(str, x.shape))
+
+
+def _watched(mode: str, prefixes: list[str], x: torch.Tensor, train: bool = False) -> dict:
+    """The torch.compile'd models of ``mode`` and the plan key of their first call on ``x``:
+    ours and the twin in ``compile`` (the training step's key starts with "train"), the
+    compiled twin in the fast modes (ours plans itself: ``InferenceModel.plans``)."""
+    shape = ("train " if train else "") + _shape(x)
+    compiled = ("", "tv_") if mode == "compile" else ("tvc_",)
+    return {p: shape for p in prefixes if p in compiled}
 
 
 # Modes whose first call at a new shape builds something (a compiled graph, a traced plan):
@@ -302,24 +364,23 @@ def _measure_mode(
     device, batch = settings.device, settings.batch_size
     base_ours, base_theirs, x1, xb = subj.ours, subj.theirs, subj.x1, subj.xb
     roof_seconds = None
+    if mode in COMPILING:
+        reset_compiler()
     ours = copy.deepcopy(base_ours)
     theirs = None if base_theirs is None else copy.deepcopy(base_theirs)
     ours = prepare(ours, mode, _convert(xb, mode), ours=True, backend=settings.fast_backend)
     if theirs is not None:
         theirs = prepare(theirs, mode, _convert(xb, mode), ours=False)
-    models, prefixes = [ours], [""]
-    if theirs is not None:
-        models, prefixes = [ours, theirs], ["", "tv_"]
-    # Inputs of each model: the compiled twin takes the fast path's precision itself.
-    cast: dict[str, torch.dtype] = {}
-    if mode in FAST_MODES:  # also against our own plain eager model, for every network
+    prefixes = references(mode, device, twin=theirs is not None)
+    models = [ours] if theirs is None else [ours, theirs]  # then the fast modes' references
+    if "eager_" in prefixes:
         models.append(copy.deepcopy(base_ours))
-        prefixes.append("eager_")
+    if "tvc_" in prefixes:
+        models.append(compiled_twin(base_theirs, fast_dtype(mode, device)))
+    # Inputs of each model: the compiled twin takes the fast path's precision itself.
+    cast = {"tvc_": fast_dtype(mode, device)} if "tvc_" in prefixes else {}
+    if mode in FAST_MODES:
         row["dtype"] = str(fast_dtype(mode, device)).replace("torch.", "")
-        if theirs is not None and device.type == "cuda":
-            models.append(compiled_twin(base_theirs, fast_dtype(mode, device)))
-            prefixes.append("tvc_")
-            cast["tvc_"] = fast_dtype(mode, device)
     for key, x, n in (("latency_ms", x1, 1), ("throughput", xb, batch)):
         fns = [
             _infer_fn(m, _convert(x.to(cast.get(p, x.dtype)), mode), mode, device)
@@ -329,7 +390,8 @@ def _measure_mode(
             # torchvision's twin is compiled in "compile", and stays eager in the fast
             # modes, where its compiled copy is timed as tvc_.
             only = ("", "tv_") if mode == "compile" else ("", "tvc_")
-            _first_calls(fns, prefixes, "compile_s", device, row, only)
+            watched = _watched(mode, prefixes, x)
+            _first_calls(fns, prefixes, "compile_s", device, row, only, watched)
         also = roof.make() if roof is not None and key == "throughput" else None
         seconds = _pair_figures(fns, prefixes, n, settings, key, row, also)
         roof_seconds = roof_seconds if seconds is None else seconds
@@ -337,6 +399,10 @@ def _measure_mode(
     if mode in FAST_MODES:
         row["plans"] = {"x".join(map(str, k)): v for k, v in ours.plans.items()}
         row["plan_why"] = {"x".join(map(str, k)): p.why for k, p in ours.plan_details.items()}
+        # How each graph was checked against eager: the tolerance and the precision in effect.
+        row["plan_check"] = {
+            "x".join(map(str, k)): p.check for k, p in ours.plan_details.items() if p.check
+        }
     else:  # the fast path is inference-only
         trained = (
             [copy.deepcopy(m).train() for m in models]
@@ -345,12 +411,15 @@ def _measure_mode(
         )
         fns = [_train_fn(m, _convert(xb, mode), mode, device) for m in trained]
         if mode == "compile":
-            _first_calls(fns, prefixes, "train_compile_s", device, row, ("", "tv_"))
+            watched = _watched(mode, prefixes, xb, train=True)
+            _first_calls(fns, prefixes, "train_compile_s", device, row, ("", "tv_"), watched)
         _pair_figures(fns, prefixes, batch, settings, "train_throughput", row)
-        if settings.memory and device.type == "cuda":
+        if settings.memory and memory.tracks(device):
             row["peak_train_mb"] = memory.cuda_peak(fns[0], device)
-        del trained
-    if settings.memory and device.type == "cuda":
+        for m in trained:  # in "compile" these are the inference models: back to eval, so
+            m.eval()  # that the inference peak below is measured as inference, no recompile
+        del trained, fns
+    if settings.memory and memory.tracks(device):
         row["peak_infer_mb"] = memory.cuda_peak(
             _infer_fn(ours, _convert(xb, mode), mode, device), device
         )

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import CountingBackend
 
 import nets
 from benchmarks import cli, report, roofline, runner, timing
@@ -75,6 +76,14 @@ def test_model_without_twin_and_skipped_mode(tmp_path):
     assert compiled["compile_s"] > 0 and compiled["train_compile_s"] > 0
     assert fast["compile_s"] > 0 and "eager_compile_s" not in fast and "tv_compile_s" not in fast
     assert fast["plans"] == {"1x1x32x32": "compile", "2x1x32x32": "compile"}
+    assert set(fast["plan_check"].values()) == {
+        "max difference within 0.001 of the largest logit (float32)"
+    }
+    # torch.compile as a user calls it: what each first call really ran, per shape
+    assert compiled["plans"] == {
+        "1x1x32x32": "compile", "2x1x32x32": "compile", "train 2x1x32x32": "compile"
+    }  # fmt: skip
+    assert "plan_why" not in compiled  # nothing fell back
     assert not eager["torchvision"] and "tv_throughput" not in eager
     assert "CUDA" in bf16["skipped"]
     # no torchvision twin: the fast path is still measured against our eager model
@@ -335,3 +344,169 @@ def test_chart_command_draws_the_registrys_tags(tmp_path, monkeypatch, capsys):
             cli.main(["chart", "-o", str(bad)])
         assert exit_info.value.code == 2 and needle in capsys.readouterr().err
         assert not bad.exists()
+
+
+# ---- What ran is what the figures say: compiled plans, like-for-like twins, memory ----
+
+
+def test_compiling_modes_over_more_networks_than_the_recompile_limit(tmp_path, monkeypatch):
+    """compile and fast-fp32 (compiled) over more networks than dynamo's recompile limit
+    allows one ``forward``: each compiling mode starts from empty caches, so every plan says
+    compile, and exactly as many graphs were compiled as the plans say. Without the resets,
+    plans past the limit say eager and why, and the count still matches them. The limit is
+    lowered to 3 (two networks in both modes need ten graphs, as nine networks need more
+    than the default 8 allows); a counting backend stands in for inductor (the same caches
+    and limits, without its minutes)."""
+    names = ["lenet5", "zfnet"]
+
+    def run(out: str) -> tuple[list[dict], int]:
+        backend = CountingBackend()
+        monkeypatch.setattr(runner, "COMPILE_MODE_OPTIONS", {"backend": backend})
+        monkeypatch.setattr(nets.inference, "COMPILE_OPTIONS", {"backend": backend})
+        monkeypatch.setattr(runner, "COMPILE_OPTIONS", {"backend": backend})
+        argv = [*names, "--input-size", "32", "--batch-size", "2", "--repeats", "1",
+                "--modes", "compile", "fast-fp32", "--fast-backend", "compile",
+                "--no-memory", "--no-charts", "--out", str(tmp_path / out)]  # fmt: skip
+        torch._dynamo.reset()
+        with torch._dynamo.config.patch(recompile_limit=3):
+            assert cli.main(argv) == 0
+        rows = json.loads((tmp_path / out / "results.json").read_text())["rows"]
+        return rows, len(backend.runs)
+
+    def plans(rows: list[dict]) -> list[tuple[str, str]]:
+        return [(v, r.get("plan_why", {}).get(k, "")) for r in rows for k, v in r["plans"].items()]
+
+    rows, graphs = run("reset")
+    assert [r["mode"] for r in rows] == ["compile", "fast-fp32"] * len(names)
+    ran = [runner for runner, _ in plans(rows)]
+    assert set(ran) == {"compile"} and graphs == len(ran) == 10
+    assert rows[1]["plans"] == {"1x1x32x32": "compile", "2x1x32x32": "compile"}
+    assert set(rows[2]["plans"]) == {"1x3x47x47", "2x3x47x47", "train 2x3x47x47"}  # its minimum
+
+    monkeypatch.setattr(runner, "reset_compiler", lambda: None)
+    rows, graphs = run("no-reset")
+    ran = [runner for runner, _ in plans(rows)]
+    assert "eager" in ran and graphs == ran.count("compile") < 10
+    why = [w for runner, w in plans(rows) if runner == "eager"]
+    assert all("recompile limit" in w for w in why), why
+
+
+def test_compiled_twin_is_compiled_as_the_fast_path_compiles(monkeypatch):
+    """torchvision's compiled twin (the CUDA reference of the fast modes) with static shapes
+    and the fast path's inductor options, as ours: never a dynamic-shape recompile."""
+    calls = []
+
+    def record(model, **kwargs):
+        calls.append(kwargs)
+        return model
+
+    monkeypatch.setattr(torch, "compile", record)
+    _, theirs = build_pair("resnet18")
+    runner.compiled_twin(theirs, torch.float32)
+    fast = nets.optimize_for_inference(nets.create_model("resnet18"), backend="compile")
+    with torch.no_grad():
+        fast(torch.randn(1, 3, 32, 32))
+    twin, ours = calls
+    assert twin["dynamic"] is False and ours["dynamic"] is False
+    assert {k: v for k, v in ours.items() if k != "fullgraph"} == twin
+    assert twin["options"] == {"freezing": True}
+
+
+def test_references_per_mode_and_device():
+    """Which models are timed beside ours: logic alone, so the CUDA case is tested here."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert runner.references("fast", cuda, twin=True) == ["", "tv_", "eager_", "tvc_"]
+    assert runner.references("fast-fp32", cpu, twin=True) == ["", "tv_", "eager_"]
+    assert runner.references("fast", cuda, twin=False) == ["", "eager_"]
+    assert runner.references("amp", cuda, twin=True) == ["", "tv_"]
+    assert runner.references("compile", cpu, twin=False) == [""]
+    # whose first calls are watched for a fall-back to eager (ours plans itself when fast)
+    x = torch.empty(2, 3, 8, 8, device="meta")
+    assert runner._watched("compile", ["", "tv_"], x, train=True) == {
+        "": "train 2x3x8x8", "tv_": "train 2x3x8x8"}  # fmt: skip
+    assert runner._watched("fast", ["", "tv_", "eager_", "tvc_"], x) == {"tvc_": "2x3x8x8"}
+
+
+def test_training_step_runs_backward_outside_autocast():
+    """The benchmark's step: forward and loss under autocast, backward outside it."""
+    from benchmarks import memory
+
+    model = nets.create_model("lenet5")
+    seen = []
+    model.head.fc.weight.register_hook(lambda g: seen.append(torch.is_autocast_enabled("cpu")) or g)
+    inside = []
+    model.register_forward_hook(lambda *_: inside.append(torch.is_autocast_enabled("cpu")))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(2, 1, 32, 32)
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    memory.train_step(model, opt, x, autocast=autocast)
+    assert inside == [True] and seen == [False]
+
+
+def test_cuda_peak_is_what_the_call_adds(monkeypatch):
+    """The peak counts what the measured call allocated above what was already there (the
+    models and their state), read from torch.cuda's allocator counters, here simulated."""
+    from benchmarks import memory
+
+    state = {"allocated": 900 * 2**20, "peak": 0}
+
+    def reset(_device: object) -> None:
+        state["peak"] = state["allocated"]
+
+    def call() -> None:
+        state["peak"] = state["allocated"] + 64 * 2**20  # activations of one call
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda _d=None: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda _d=None: state["allocated"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda _d=None: state["peak"])
+    assert memory.cuda_peak(call, torch.device("cuda")) == 64.0
+    assert memory.tracks(torch.device("cuda")) and not memory.tracks(torch.device("cpu"))
+
+
+def test_compile_mode_measures_the_inference_peak_in_eval_mode(tmp_path, monkeypatch):
+    """In compile mode the compiled models are trained in place: the inference peak comes
+    after, with them back in eval mode (measured in train mode it would recompile inside the
+    measurement). The peak's call is recorded on the CPU by standing in for CUDA's figures."""
+    from benchmarks import memory
+
+    modes_seen = []
+
+    def peak(fn, _device):  # noqa: ANN001
+        fn()
+        modes_seen.append(state["training"])
+        return 1.0
+
+    state = {"training": None}
+    model = nets.create_model("lenet5")
+    monkeypatch.setattr(memory, "tracks", lambda _d: True)
+    monkeypatch.setattr(memory, "cuda_peak", peak)
+    monkeypatch.setattr(runner, "COMPILE_MODE_OPTIONS", {"backend": CountingBackend()})
+    real_infer = runner._infer_fn
+
+    def infer_fn(m, x, mode, device):  # noqa: ANN001
+        run = real_infer(m, x, mode, device)
+
+        def traced() -> None:
+            state["training"] = m.training
+            run()
+
+        return traced
+
+    monkeypatch.setattr(runner, "_infer_fn", infer_fn)
+    monkeypatch.setattr(runner, "_train_fn", lambda m, x, mode, d: lambda: state.update(
+        training=m.training))  # fmt: skip
+    del model
+    settings = Settings(device=torch.device("cpu"), batch_size=2, repeats=1, modes=("compile",))
+    (row,) = measure_model("lenet5", settings, log=lambda s: None)
+    # the training peak, then the inference peak in eval mode
+    assert modes_seen == [True, False] and row["peak_infer_mb"] == row["peak_train_mb"] == 1.0
+
+
+def test_table_says_when_a_compiled_reference_ran_eagerly():
+    row = {"model": "resnet18", "mode": "fast", "batch_size": 2, "input_size": 32,
+           "params": 1, "macs": 1, "plans": {"2x3x32x32": "compile+cudagraph float16"},
+           "tvc_plans": {"1x3x32x32": "compile", "2x3x32x32": "eager"}}  # fmt: skip
+    assert "| fast (compile+cudagraph float16; tv compiled: eager) |" in report.markdown([row])
+    row["tvc_plans"]["2x3x32x32"] = "compile"
+    assert "| fast (compile+cudagraph float16) |" in report.markdown([row])
