@@ -7,6 +7,8 @@
 #                   (long: about an hour on 2 cores; make test runs a cheap part of it).
 # make gpu-check: on a GPU machine, the CUDA tests and a short CUDA benchmark (one folder).
 # make gpu-train-check: on a GPU machine, the trainer's loop against its bare step (one folder).
+# make gpu-all: both, into one folder (OUT/check, OUT/train) packed once with PACK=1: one
+#               device call, one archive back (at most 8 files come back from one).
 # Both create .venv when it is missing and install the project with constraints.txt.
 
 PYTHON ?= python3
@@ -14,7 +16,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo classify test test-fast conformance lint format clean gpu-check gpu-train-check
+.PHONY: demo classify test test-fast conformance lint format clean gpu-check gpu-train-check gpu-all
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,12 +40,20 @@ test-fast: $(STAMP)
 conformance: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.conformance -o docs/conformance.md
 
-# On the GPU machine, from source (no venv, no install): ../shared/GPU.md.
+# On the GPU machine, from source (no venv, no install): ../shared/GPU.md. Their settings are
+# environment variables or make variables (DEVICE, PY, OUT, PLAN, PACK...: the scripts'
+# headers). A device call returns what its command leaves in $OUT, which the scripts would
+# also read as their results folder: give them another and copy the archive there.
+#   make gpu-all OUT=/tmp/gpu-all PACK=1; cp /tmp/gpu-all.tar.gz /tmp/gpu-all/summary.txt "$OUT"/
 gpu-check:
 	bash benchmarks/gpu_check.sh
 
 gpu-train-check:
 	bash benchmarks/gpu_train_check.sh
+
+# Worst case 470 s: gpu-check's 300 and gpu-train-check's 170 (their headers).
+gpu-all:
+	bash -c '. benchmarks/gpu_preamble.sh && run_all'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nets weights train benchmarks tests

@@ -27,6 +27,7 @@ from train.epochs import make_step
 from train.errors import TrainError
 from train.loaders import make_loaders
 from train.loop import Throughput, batches, train_epoch
+from train.memory_cache import GIB, budget_bytes
 from train.plan import build_network, plan_run
 from weights.io import atomic_write_text
 
@@ -61,7 +62,16 @@ def parser() -> argparse.ArgumentParser:
         help="torch.compile the training step, as train fit --compile does (its compile "
         "time is the warm-up's, reported apart)",
     )  # fmt: skip
-    p.add_argument("--out", type=Path, help="also write the figures to OUT/train-loop.json")
+    p.add_argument(
+        "--cache-memory", type=float, metavar="GiB",
+        help="as train fit: GiB of decoded images held in memory (default: a quarter of the "
+        "RAM; 0: every image decoded from disk each time, what a folder too large for the "
+        "cache gets)",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", type=Path, help="also write the figures to OUT/train-loop.json and the table "
+        "to OUT/train-loop.md",
+    )  # fmt: skip
     return p
 
 
@@ -71,7 +81,7 @@ def _config(args: argparse.Namespace, out: str) -> TrainConfig:
         batch_size=args.batch_size,
         amp=args.amp, device=args.device, num_workers=args.num_workers,
         channels_last=args.channels_last, normalize_on_device=args.normalize_on_device,
-        progress=False, out=out, epochs=1,
+        cache_memory=args.cache_memory, progress=False, out=out, epochs=1,
         compile=args.compile,
     )  # fmt: skip
     for name, value in (("--steps", args.steps), ("--warmup", args.warmup)):
@@ -137,6 +147,11 @@ def measure(args: argparse.Namespace) -> dict:
         "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
         "channels_last": plan.channels_last, "compile": cfg.compile,
         "normalize_on_device": loaders.normalize is not None,
+        # --cache-memory as given (None: the default budget), the budget it makes here, and
+        # whether the folder fitted: a cached loop augments from memory, decoding nothing.
+        "cache_memory": cfg.cache_memory,
+        "cache_budget_gib": round(budget_bytes(cfg.cache_memory) / GIB, 3),
+        "in_memory": loaders.in_memory,
         "warmup_s": round(warmup_s, 2), "batch_size": batch, "input": list(x.shape[1:]),
         "num_workers": workers, "steps": steps, "data": cfg.data,
         "train_images": len(data.train),
@@ -172,10 +187,17 @@ def table(r: dict) -> str:
         f"{r['model']} {r['strategy']}, batch {r['batch_size']} x {shape}, {r['dtype']}, "
         f"channels_last {r['channels_last']}, {'compiled, ' if r['compile'] else ''}"
         f"{'normalised on the device, ' if r['normalize_on_device'] else ''}"
-        f"{r['num_workers']} loader workers, {r['steps']} steps "
+        f"{_images_from(r)}, {r['num_workers']} loader workers, {r['steps']} steps "
         f"(warm-up {r['warmup_s']:.1f} s)"
     )
     return head + "\n\n" + "\n".join(rows)
+
+
+def _images_from(r: dict) -> str:
+    """Where the loop's images came from, with the --cache-memory that decided it."""
+    given = "default " if r["cache_memory"] is None else ""
+    where = "images cached in memory" if r["in_memory"] else "images decoded from disk"
+    return f"{where} (--cache-memory {given}{r['cache_budget_gib']:.3g} GiB)"
 
 
 def main(argv: list[str]) -> int:
@@ -187,6 +209,7 @@ def main(argv: list[str]) -> int:
         if args.out is not None:
             text = json.dumps(result, indent=1) + "\n"
             atomic_write_text(args.out / "train-loop.json", text)
+            atomic_write_text(args.out / "train-loop.md", table(result) + "\n")
     except (TrainError, weights.WeightsError) as exc:
         print(f"error: {weights.one_line(exc)}", file=sys.stderr)
         return 2
