@@ -60,8 +60,20 @@ def _out_of_memory(settings: Settings) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("models", nargs="*", help="names or shell patterns (default: every model)")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure networks side by side with torchvision's (latency, throughput, "
+        "training step, memory, compile time, the share of the device's convolution peak) in "
+        "the chosen modes; print the Markdown table and write JSON, CSV and the charts.",
+        epilog="Other commands: 'python -m benchmarks train-loop --help' (the trainer's loop "
+        "against its bare step on an image folder) and 'python -m benchmarks chart --help' "
+        "(the accuracy-against-cost chart of every weights tag, nothing timed).",
+    )
+    p.add_argument(
+        "models", nargs="*",
+        help="names or shell patterns (default: every registered model, a run of hours on a "
+        "CPU; the run says so when it starts)",
+    )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch-size", type=int, default=8, help="batch of the throughput figures")
     p.add_argument("--input-size", type=int, help="square input side (default: each model's)")
@@ -136,6 +148,9 @@ def _run(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     models = select(args.models)
+    if not args.models:
+        _log(f"no models named: measuring all {len(models)} registered models (name some, or "
+             "a pattern such as 'resnet*', for a shorter run)")  # fmt: skip
     settings = Settings(
         device=torch.device(args.device),
         batch_size=args.batch_size,

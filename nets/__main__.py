@@ -8,23 +8,24 @@ print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 import weights as wts
 
+from .catalog import catalog, markdown_table, text_table
 from .cost import cost_table, format_table, inception_demo, separable_demo
 from .errors import NetsError
 from .export import check_destination, export_model, format_for
 from .factory import create_model
 from .images import load_image
-from .registry import derived_prefixes, get_spec, list_models
-from .summary import count, keras_variant, summary
+from .registry import get_spec
+from .summary import keras_variant, summary
 from .visualize import (
     VisualizeError,
     check_output,
@@ -38,28 +39,14 @@ from .visualize import (
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    rows = []
-    for name in list_models(args.pattern):
-        spec = get_spec(name)
-        with torch.device("meta"):  # shapes only: counts without allocating or initialising
-            model = create_model(name)
-        params = count(model).trainable
-        tag = wts.default_tag(name)
-        top1 = f"{wts.get_tag(tag).top1:.1f}" if tag else "-"
-        rows.append((name, spec.family, f"{params:,}", str(spec.input_size), tag or "-", top1))
-    for prefix in derived_prefixes():  # unet_<model>: any model above, as a U-Net's encoder
-        if fnmatch.fnmatch(f"{prefix}<model>", args.pattern):
-            family = get_spec(f"{prefix}resnet18").family
-            rows.append((f"{prefix}<model>", family, "-", "-", "-", "-"))
-    header = ("model", "family", "params", "size", "default weights", "top-1")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    right = {2, 3, 5}
-    for r in [header, *rows]:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
+    rows = catalog(args.pattern, macs=args.markdown)
+    text = markdown_table(rows) if args.markdown else text_table(rows)
+    if args.output is None:
+        print(text)
+        return 0
+    wts.check_writable(args.output.parent, "-o")
+    wts.atomic_write_text(args.output, text + "\n")
+    print(f"{len(rows)} models written to {args.output}")
     return 0
 
 
@@ -267,11 +254,24 @@ def _add_show(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nets", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m nets",
+        description="The library's models from the command line: list them, summarise and cost "
+        "them, classify images, draw what they see, export them. Bad input (an unknown model, "
+        "an unreadable image or checkpoint, too small an input) prints one line and exits "
+        "with code 2.",
+        epilog="Each command has its own --help, e.g. python -m nets list --help.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="registered models with parameters and default weights")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
+    p.add_argument(
+        "--markdown", action="store_true",
+        help="a Markdown table with MACs and the weights' sources (the documentation's model "
+        "table: python -m nets list --markdown -o docs/model_table.md)",
+    )  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, help="write the table to this file")
     p.set_defaults(run=_cmd_list)
 
     p = sub.add_parser("summary", help="Keras-style table of layers, output shapes, parameters")

@@ -13,7 +13,8 @@ from torch import nn
 
 import nets
 from nets import inference
-from nets.inference import InferenceModel, find_conv_bn_pairs, optimize_for_inference
+from nets.folding import find_conv_bn_pairs
+from nets.inference import InferenceModel, optimize_for_inference
 
 LARGE = (
     "vgg*",
