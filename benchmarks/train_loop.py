@@ -21,14 +21,15 @@ import torch
 
 import weights
 from train.config import TrainConfig, validate
-from train.context import RunState, amp_dtype, setup, teardown
-from train.datasets import default_workers, load_data
+from train.context import setup, teardown
 from train.epochs import make_step
 from train.errors import TrainError
 from train.loaders import make_loaders
 from train.loop import Throughput, batches, train_epoch
 from train.memory_cache import GIB, budget_bytes
-from train.plan import build_network, plan_run
+from train.plan import build_network, plan_run, read_data
+from train.run import Run
+from train.tasks import task_for
 from weights.io import atomic_write_text
 
 from . import report
@@ -102,16 +103,14 @@ def measure(args: argparse.Namespace) -> dict:
         cfg = _config(args, scratch)
         ctx = setup(cfg.device)
         try:
-            data = load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
-            workers = default_workers(cfg.num_workers, ctx.device)
-            dtype = amp_dtype(cfg.amp, ctx.device)
-            plan = plan_run(cfg, ctx, data, workers, dtype)
-            model, pre, freezing = build_network(cfg, plan, ctx, len(data.classes))
-            run = RunState()
-            loaders = make_loaders(cfg, plan, ctx, data, model, pre, workers, dtype, run)
-            step, _ = make_step(cfg, plan, ctx, model, loaders, dtype)
-            freezing.set_train_mode(model, True)
-            n = len(data.classes)
+            # The trainer's phases up to its first epoch: the run's data, plan, network,
+            # loaders and step, exactly as train fit builds them.
+            run = Run(cfg, ctx, task_for(cfg.task))
+            for phase in (read_data, plan_run, build_network, make_loaders, make_step):
+                phase(run)
+            data, plan, loaders, step, dtype = run.data, run.plan, run.loaders, run.step, run.dtype
+            run.freezing.set_train_mode(run.model, True)
+            n = run.n_classes
             steps = min(args.steps, len(loaders.train))
 
             def loop(count: int, timing: Throughput) -> None:
@@ -153,7 +152,7 @@ def measure(args: argparse.Namespace) -> dict:
         "cache_budget_gib": round(budget_bytes(cfg.cache_memory) / GIB, 3),
         "in_memory": loaders.in_memory,
         "warmup_s": round(warmup_s, 2), "batch_size": batch, "input": list(x.shape[1:]),
-        "num_workers": workers, "steps": steps, "data": cfg.data,
+        "num_workers": run.workers, "steps": steps, "data": cfg.data,
         "train_images": len(data.train),
         "bare_step_images_per_s": round(bare_ips, 2),
         "loop_images_per_s": round(loop_ips, 2),

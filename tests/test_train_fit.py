@@ -17,7 +17,7 @@ import nets
 import train
 from train.__main__ import main
 from train.datasets import eval_transform, load_data
-from train.features import cache_info, extract
+from train.features import FeaturePass, cache_info, extract
 
 ROOT = Path(__file__).resolve().parents[1]
 LITE0 = "efficientnet_lite0"
@@ -115,13 +115,14 @@ def test_loop_options_train_on_the_cpu(tmp_path, capsys, options, dtype):
 
 
 def test_channels_last_by_default_except_segmentation_on_the_cpu():
-    from train.plan import default_channels_last
+    from train.tasks import task_for
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert default_channels_last(cpu, segmentation=False)
-    assert not default_channels_last(cpu, segmentation=True)
-    assert default_channels_last(cuda, segmentation=False)
-    assert default_channels_last(cuda, segmentation=True)
+    classification, segmentation = task_for("classification"), task_for("segmentation")
+    assert classification.default_channels_last(cpu)
+    assert not segmentation.default_channels_last(cpu)
+    assert classification.default_channels_last(cuda)
+    assert segmentation.default_channels_last(cuda)
 
 
 def _fit_digits(out: Path, **options) -> dict:
@@ -134,7 +135,7 @@ def test_normalising_on_the_device_repeats_the_run_exactly(tmp_path, capsys):
     """The uint8 hand-over (CUDA's default) forced on the CPU: the same batches reach the
     model, so the run's metrics and weights are bit for bit those of the loader's
     normalising."""
-    from train.plan import default_normalize_on_device
+    from train.tasks.classification import default_normalize_on_device
 
     assert default_normalize_on_device(torch.device("cuda"))
     assert not default_normalize_on_device(torch.device("cpu"))
@@ -202,7 +203,7 @@ def test_linear_probe_caches_features_equal_to_a_fresh_forward(tmp_path, lite0_i
     torch.testing.assert_close(cached["train_x"], torch.cat(fresh), rtol=1e-4, atol=1e-5)
     # Both through the fast path, whose per-shape choice (oneDNN graph or eager) is timed
     # afresh each time: equal within float32 reordering.
-    x, _, _ = extract(model, split.val, pre, device=torch.device("cpu"))
+    x, _, _ = extract(model, split.val, pre, FeaturePass(torch.device("cpu")))
     torch.testing.assert_close(cached["val_x"], x, rtol=1e-4, atol=1e-5)
     info = cache_info(files[0])
     assert info["fast_path"] == "float32" and float(info["images_per_s"]) > 0

@@ -21,7 +21,6 @@ import nets
 import weights as wts
 from train import checkpoint as ckpt
 from train.__main__ import main
-from train.demo import SHAPE_CLASSES, write_segmentation_folder
 from train.errors import TrainError
 from train.segmentation import (
     DiceCELoss,
@@ -32,6 +31,7 @@ from train.segmentation import (
     seg_augment,
     soft_dice_loss,
 )
+from train.shapes import SHAPE_CLASSES, write_segmentation_folder
 from train.strategy import (
     apply_freezing,
     build_model,
@@ -320,12 +320,12 @@ def test_no_classes_file(tmp_path, capsys):
 
 
 def test_shapes_is_generated_once_into_the_cache(tmp_path, monkeypatch, capsys):
-    import train.demo
-    from train.segmentation import shapes_folder
+    import train.shapes
+    from train.shapes import shapes_folder
 
     monkeypatch.setenv(wts.store.CACHE_ENV, str(tmp_path / "cache"))
     small = lambda root: write_segmentation_folder(root, n_train=3, n_val=2, size=32)  # noqa: E731
-    monkeypatch.setattr(train.demo, "write_segmentation_folder", small)
+    monkeypatch.setattr(train.shapes, "write_segmentation_folder", small)
     root = shapes_folder()
     assert "generated the shapes segmentation set" in capsys.readouterr().out
     assert root.parent.parent == tmp_path / "cache"

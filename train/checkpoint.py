@@ -75,6 +75,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+# Checkpoints name the best score best_top1, as when top-1 was the only score there was:
+# checkpoints written before and after the segmentation task read alike.
+_SAVED_AS = {"best_score": "best_top1"}
+
+
 @dataclass
 class TrainState:
     """Where a run stands after an epoch, and what it trains: written and read with the
@@ -83,7 +88,7 @@ class TrainState:
     strategy: str
     epoch: int = 0  # epochs done
     history: list[dict] = field(default_factory=list)
-    best_top1: float = -1.0
+    best_score: float = -1.0  # the best epoch's score, the task's (``Task.score_key``)
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best (early stopping)
     skipped: list[str] = field(default_factory=list)  # unreadable training images, by name
@@ -93,12 +98,13 @@ class TrainState:
         (model, optimizer, scheduler, scaler); ``about``: the run's plain facts (config,
         classes, in_chans, preprocessing)."""
         tensors = {name: obj.state_dict() for name, obj in parts.items()}
-        save_checkpoint(path, {**tensors, **about, **asdict(self), "rng": rng_states()})
+        mine = {_SAVED_AS.get(k, k): v for k, v in asdict(self).items()}
+        save_checkpoint(path, {**tensors, **about, **mine, "rng": rng_states()})
 
     @classmethod
     def read(cls, raw: dict) -> TrainState:
         """The state of a checkpoint read by ``load_checkpoint``."""
-        return cls(**{f.name: raw[f.name] for f in fields(cls)})
+        return cls(**{f.name: raw[_SAVED_AS.get(f.name, f.name)] for f in fields(cls)})
 
     @staticmethod
     def restore(raw: dict, parts: dict[str, object]) -> None:

@@ -343,10 +343,13 @@ def _parse_optional(kind):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per field, its default shown in ``--help``."""
+    """One ``--option`` per field, its default shown in ``--help`` once: a help text that
+    already says its default (what ``None`` means for that option) gets no second one."""
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
+        if "default" not in help_text:
+            help_text += " (default: %(default)s)"
         default = f.default
         if f.type in ("bool", "bool | None"):
             parser.add_argument(
@@ -354,7 +357,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=default,
-                help=help_text + " (default: %(default)s)",
+                help=help_text,
             )
             continue
         kind = {"int": int, "float": float, "str": str}
@@ -368,7 +371,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             type=parse,
             default=default,
             choices=f.metadata.get("choices"),
-            help=help_text + " (default: %(default)s)",
+            help=help_text,
         )
 
 

@@ -1,17 +1,14 @@
-"""The processes and devices of a run: the distributed context, seeding, autocast dtype,
-and where a run is (for the one-line error of a failure that escapes the loop)."""
+"""The processes and devices of a run: the distributed context, seeding, autocast dtype."""
 
 from __future__ import annotations
 
 import os
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import TrainConfig
 from .errors import TrainError
 
 
@@ -90,31 +87,3 @@ def all_names(ctx: Context, names: set[str]) -> set[str]:
     gathered: list = [None] * ctx.world
     torch.distributed.all_gather_object(gathered, sorted(names))
     return set().union(*gathered)
-
-
-@dataclass
-class RunState:
-    """Where a run is, for the one-line error of a failure that escapes the loop."""
-
-    where: str = "before training"
-    checkpoint: Path | None = None
-    epoch_saved: int = 0
-    feature_rate: float | None = None  # a linear probe's backbone pass, img/s (its cache's)
-
-    def out_of_memory(self, cfg: TrainConfig) -> str:
-        smaller = max(1, cfg.batch_size // 2)
-        suggestion = f"try a smaller one (--batch-size {smaller})"
-        if smaller < cfg.batch_size:
-            suggestion += (
-                f", or keep the effective batch with --batch-size {smaller} "
-                f"--accum-steps {cfg.accum_steps * 2}"
-            )
-        if self.checkpoint is not None and self.epoch_saved:
-            kept = f"the last checkpoint is kept: {self.checkpoint} (epoch {self.epoch_saved})"
-            kept += ", --resume continues from it"
-        else:
-            kept = "no checkpoint was written yet"
-        return (
-            f"out of GPU memory {self.where} with --batch-size {cfg.batch_size}: "
-            f"{suggestion}; {kept}"
-        )

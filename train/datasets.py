@@ -294,7 +294,9 @@ def _check_each_image_once(train: list, val: list, dataset: str) -> None:
                 )
 
 
-def _stratified_split(items: list, n_classes: int, fraction: float, seed: int):
+def stratified_split(items: list, n_classes: int, fraction: float, seed: int) -> tuple[list, list]:
+    """``(train, val)`` of ``(item, label)`` pairs: ``fraction`` of each class held out
+    (at least one image of a class with two or more), shuffled by ``seed``."""
     if not 0.0 < fraction < 1.0:
         raise TrainError(f"--val-split must be between 0 and 1, got {fraction}")
     rng = random.Random(seed)
@@ -347,7 +349,7 @@ def load_data(
         images, labels = load_digits_arrays()
         items = [(images[i], int(labels[i])) for i in range(len(labels))]
         classes = [str(i) for i in range(10)]
-        train, val = _stratified_split(items, 10, val_split, seed)
+        train, val = stratified_split(items, 10, val_split, seed)
         train, val = _cap(train, 10, max_per_class), _cap(val, 10, max_per_class)
         digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
         fp = _fingerprint(("digits", digest, val_split, seed, max_per_class))
@@ -361,7 +363,7 @@ def load_data(
     if path.is_file():
         items, classes = _read_csv(path)
         kind, validation = "csv", by_fraction
-        train, val = _stratified_split(items, len(classes), val_split, seed)
+        train, val = stratified_split(items, len(classes), val_split, seed)
     else:
         kind = "folder"
         splits = split_folders(path)
@@ -376,11 +378,11 @@ def load_data(
         elif TRAIN_NAME in splits:
             # train/ alone (with no held-out folder): it is the data, split by fraction.
             items, classes = _scan_folder(splits[TRAIN_NAME])
-            train, val = _stratified_split(items, len(classes), val_split, seed)
+            train, val = stratified_split(items, len(classes), val_split, seed)
             validation = f"{by_fraction} of {splits[TRAIN_NAME].name}/"
         else:
             items, classes = _scan_folder(path)
-            train, val = _stratified_split(items, len(classes), val_split, seed)
+            train, val = stratified_split(items, len(classes), val_split, seed)
             validation = by_fraction
     if len(classes) < 2:
         raise TrainError(

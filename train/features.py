@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -89,36 +91,41 @@ def default_cache_dir() -> Path:
     return Path(wts.cache_dir()) / "features"
 
 
+@dataclass(frozen=True)
+class FeaturePass:
+    """How the frozen backbone runs over the images: on ``device``, in the fast path's
+    precision for ``amp`` (``--amp``: float16 on CUDA unless ``"off"``), loaded in batches of
+    ``batch_size`` by ``num_workers`` processes; ``strict`` stops at an unreadable image,
+    ``progress`` draws a bar."""
+
+    device: torch.device
+    amp: str = "off"
+    batch_size: int = 64
+    num_workers: int = 0
+    strict: bool = False
+    progress: bool = False
+
+
 @torch.no_grad()
 def extract(
-    model: nn.Module,
-    items: list,
-    pre: wts.Preprocessing,
-    *,
-    device: torch.device,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    amp_dtype: torch.dtype | None = None,
-    strict: bool = False,
-    progress: bool = False,
+    model: nn.Module, items: list, pre: wts.Preprocessing, how: FeaturePass
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Pooled pre-logits features (float32, CPU) of ``items`` through the frozen model's
-    inference fast path (``feature_net``); ``amp_dtype`` not None means mixed precision
-    was asked for, which on CUDA runs the fast path in float16."""
+    inference fast path (``feature_net``), and the unreadable images' names."""
     from tqdm import tqdm
 
     ds = ImageDataset(items, eval_transform(pre, model.in_chans), model.in_chans)
     loader = torch.utils.data.DataLoader(
         ds,
-        batch_size=batch_size,
-        num_workers=num_workers,
+        batch_size=how.batch_size,
+        num_workers=how.num_workers,
         collate_fn=collate,
-        pin_memory=device.type == "cuda",
+        pin_memory=how.device.type == "cuda",
     )
-    net = feature_net(model, device, "off" if amp_dtype is None else "auto")
+    net = feature_net(model, how.device, how.amp)
     feats, labels, skipped = [], [], set()
-    loader = tqdm(loader, desc="features", disable=not progress, leave=False)
-    for x, y in batches(loader, device, strict=strict, skipped=skipped):
+    loader = tqdm(loader, desc="features", disable=not how.progress, leave=False)
+    for x, y in batches(loader, how.device, strict=how.strict, skipped=skipped):
         feats.append(net(x).float().cpu())  # float32 at the fast path's door
         labels.append(y.cpu())
     if not feats:
@@ -130,17 +137,11 @@ def cached_features(
     model: nn.Module,
     pre: wts.Preprocessing,
     data: DataSplit,
+    how: FeaturePass,
     *,
     cache_dir: str | os.PathLike | None,
-    device: torch.device,
-    amp: str,
-    amp_dtype: torch.dtype | None,
-    batch_size: int,
-    num_workers: int,
-    strict: bool,
-    progress: bool,
     is_main: bool = True,
-    barrier=None,
+    barrier: Callable[[], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], Path, bool]:
     """``{train_x, train_y, val_x, val_y}``, from the cache or computed and cached now.
 
@@ -149,7 +150,7 @@ def cached_features(
     """
     from safetensors.torch import load_file
 
-    key = cache_key(model, pre, data, amp, device)
+    key = cache_key(model, pre, data, how.amp, how.device)
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     arch = model.pretrained_cfg.get("arch", model.arch)
     path = folder / f"{arch}-{key[:24]}.safetensors"
@@ -159,23 +160,13 @@ def cached_features(
         skipped = []
         start = time.perf_counter()
         for split in ("train", "val"):
-            x, y, bad = extract(
-                model,
-                getattr(data, split),
-                pre,
-                device=device,
-                batch_size=batch_size,
-                num_workers=num_workers,
-                amp_dtype=amp_dtype,
-                strict=strict,
-                progress=progress,
-            )
+            x, y, bad = extract(model, getattr(data, split), pre, how)
             out[f"{split}_x"], out[f"{split}_y"] = x, y
             skipped += bad
         rate = (len(out["train_x"]) + len(out["val_x"])) / (time.perf_counter() - start)
         meta = {"arch": arch, "key": key, "weights": weights_identity(model)}
         meta["skipped"] = json.dumps(skipped)
-        meta["fast_path"] = str(fast_dtype(device, amp)).removeprefix("torch.")
+        meta["fast_path"] = str(fast_dtype(how.device, how.amp)).removeprefix("torch.")
         meta["images_per_s"] = f"{rate:.1f}"  # decoding included: what the pass took
         wts.save_safetensors(out, path, meta)
     if barrier is not None:

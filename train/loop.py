@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -15,6 +16,17 @@ import nets
 
 from .errors import TrainError
 from .report import Meter
+
+
+class EpochMeter(Protocol):
+    """What a pass's figures accumulate in: ``report.Meter`` (classification),
+    ``segmentation.SegMeter``."""
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, loss_sum: float) -> None: ...
+
+    def all_reduce(self) -> None: ...
+
+    def result(self) -> dict: ...
 
 
 @dataclass
@@ -147,7 +159,7 @@ def train_epoch(
     check_finite: Callable[[torch.Tensor, int], None],
     on_batch: Callable[[int, float], None] | None = None,
     max_steps: int | None = None,
-    meter: Meter | None = None,
+    meter: EpochMeter | None = None,
 ) -> dict:
     """Train over ``data`` (from ``batches``) and return the epoch's training metrics.
 
@@ -194,27 +206,20 @@ def _update(step: Step) -> None:
 @torch.no_grad()
 def evaluate(
     net: nn.Module,
-    loader: Iterable,
-    num_classes: int,
+    data: Iterator[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     *,
     criterion: nn.Module,
+    meter: EpochMeter,
     dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    strict: bool = False,
-    meter: Meter | None = None,
-) -> tuple[dict, set[str]]:
-    """Metrics over ``loader`` (summed over processes, into ``meter`` when given); returns
-    them and the names of the unreadable images skipped. ``normalize`` as ``batches``."""
-    meter = meter if meter is not None else Meter(num_classes)
-    skipped: set[str] = set()
-    for x, y in batches(loader, device, channels_last=channels_last, normalize=normalize,
-                        strict=strict, skipped=skipped):  # fmt: skip
+) -> dict:
+    """Metrics over ``data`` (from ``batches``, whose ``skipped`` collects the unreadable
+    images), accumulated in ``meter`` and summed over the processes."""
+    for x, y in data:
         with autocast(device, dtype):
             out = net(x)
             logits = out.logits if isinstance(out, nets.AuxOutputs) else out
             loss = criterion(logits.float(), y)
         meter.update(logits, y, loss.item() * len(y))
     meter.all_reduce()
-    return meter.result(), skipped
+    return meter.result()

@@ -30,7 +30,8 @@ from .datasets import (
     load_eval_data,
 )
 from .errors import TrainError
-from .report import format_metrics
+from .masks import mask_image
+from .report import Meter, format_metrics
 from .segmentation import (
     SEGMENTATION,
     DiceCELoss,
@@ -39,7 +40,6 @@ from .segmentation import (
     format_seg_metrics,
     joint_transform,
     load_seg_data,
-    mask_image,
     seg_collate,
 )
 
@@ -115,7 +115,7 @@ def evaluate_checkpoint(
     validation split the training run held out of ``data`` instead. The result says what
     was scored (``scored``) and how many images (``count``).
     """
-    from .loop import evaluate
+    from .loop import batches, evaluate
 
     if batch_size < 1:
         raise TrainError(f"--batch-size must be a positive integer, got {batch_size}")
@@ -130,9 +130,11 @@ def evaluate_checkpoint(
     )  # fmt: skip
     ds = ImageDataset(items, eval_transform(pre, model.in_chans), model.in_chans)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate)
-    metrics, skipped = evaluate(
-        model, loader, len(classes), torch.device("cpu"), criterion=nn.CrossEntropyLoss()
-    )
+    cpu, skipped = torch.device("cpu"), set()
+    metrics = evaluate(
+        model, batches(loader, cpu, skipped=skipped), cpu, criterion=nn.CrossEntropyLoss(),
+        meter=Meter(len(classes)),
+    )  # fmt: skip
     metrics["skipped_images"] = len(skipped)
     metrics["classes"] = classes
     metrics["scored"] = where
@@ -153,7 +155,7 @@ def _evaluate_segmentation(
 ) -> dict:
     """Mean IoU, pixel accuracy and per-class IoU on the validation part of a segmentation
     folder (its val/, or the run's seeded split), at the training size."""
-    from .loop import evaluate
+    from .loop import batches, evaluate
 
     split = load_seg_data(data, val_split=cfg.val_split, seed=cfg.seed,
                           ignore_index=cfg.ignore_index)  # fmt: skip
@@ -164,9 +166,9 @@ def _evaluate_segmentation(
         SegDataset(split.val, transform, model.in_chans), batch_size=batch_size,
         collate_fn=seg_collate,
     )  # fmt: skip
-    metrics, _ = evaluate(
-        model, loader, len(classes), torch.device("cpu"),
-        criterion=DiceCELoss(cfg.dice_weight, cfg.ignore_index),
+    cpu = torch.device("cpu")
+    metrics = evaluate(
+        model, batches(loader, cpu), cpu, criterion=DiceCELoss(cfg.dice_weight, cfg.ignore_index),
         meter=SegMeter(len(classes), cfg.ignore_index),
     )  # fmt: skip
     metrics["classes"] = classes

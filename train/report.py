@@ -10,6 +10,8 @@ import torch
 
 from weights.io import atomic_write, atomic_write_text
 
+from .masks import voc_palette
+
 # The files a run writes besides its checkpoints and plots.
 LOG = "log.jsonl"  # one JSON line per epoch
 METRICS = "metrics.json"  # the final summary
@@ -149,8 +151,6 @@ def plot_segmentation(
     the palette's class colours (half opaque; unlabelled pixels left clear)."""
     import numpy as np
     from matplotlib.patches import Patch
-
-    from .segmentation import voc_palette
 
     colours = np.array(voc_palette(), dtype=np.float32).reshape(256, 3) / 255.0
     background = classes[0].lower() in ("background", "_background_", "bg")

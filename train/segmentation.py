@@ -1,5 +1,6 @@
-"""The segmentation task: image/mask folders, joint augmentation, Dice + cross-entropy,
-pixel accuracy and IoU from a confusion matrix, palette PNGs and the overlay plot.
+"""Segmentation's pieces: image/mask folders, joint augmentation, Dice + cross-entropy,
+pixel accuracy and IoU from a confusion matrix (the mask files are ``train.masks``'s, the
+generated ``shapes`` set ``train.shapes``'s; the trainer's task is ``train.tasks``').
 
 A segmentation folder holds ``images/`` and ``masks/`` with matching file stems (or
 ``train/`` and ``val/`` (``valid/``, ``validation/``, ``test/``) that each hold them) and a
@@ -15,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,35 +33,10 @@ from weights.preprocess import channel_stats
 from .augment import Augment
 from .datasets import IMAGE_EXTENSIONS, TRAIN_NAME, split_folders
 from .errors import TrainError
+from .masks import CLASSES_FILE, read_classes, read_mask
+from .shapes import SHAPES, shapes_folder
 
 SEGMENTATION = "segmentation"
-SHAPES = "shapes"  # --data shapes: the generated set of train.demo.write_segmentation_folder
-SHAPES_VERSION = 1  # bump when the generator changes: the cached folder is then rewritten
-CLASSES_FILE = "classes.txt"
-MASK_MODES = ("L", "P", "I", "I;16")  # one channel of integers: class indices
-
-
-def voc_palette() -> list[int]:
-    """PASCAL VOC's 256-colour palette (class 0 black, 255 = ignore a light grey), flat RGB:
-    the colours every segmentation viewer expects of a palette mask."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    return pal
-
-
-def mask_image(mask: np.ndarray) -> Image.Image:
-    """A 2-D array of class indices (< 256) as a palette PNG image."""
-    image = Image.fromarray(mask.astype(np.uint8), "P")
-    image.putpalette(voc_palette())
-    return image
 
 
 # -- the data ------------------------------------------------------------------------------
@@ -89,20 +63,6 @@ class SegSplit:
         return {}  # no image is skipped: every pair was read before training
 
 
-def read_classes(root: Path) -> list[str]:
-    path = root / CLASSES_FILE
-    if not path.is_file():
-        raise TrainError(
-            f"segmentation data {str(root)!r} has no {CLASSES_FILE} (one class name per "
-            "line; line k names the mask value k)"
-        )
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    names = [n for n in names if n]
-    if len(names) < 2:
-        raise TrainError(f"{str(path)!r} names {len(names)} class(es); segmentation needs two")
-    return names
-
-
 def _pairs(folder: Path) -> list[tuple[str, str]]:
     """``images/<stem>.*`` with ``masks/<stem>.png``; an image without its mask is an error."""
     images_dir, masks_dir = folder / "images", folder / "masks"
@@ -126,22 +86,6 @@ def _pairs(folder: Path) -> list[tuple[str, str]]:
             )
         pairs.append((str(image), str(masks[image.stem])))
     return pairs
-
-
-def read_mask(path: str) -> np.ndarray:
-    """A mask file's class indices (H x W, int64); ``TrainError`` naming the file when it
-    is not a one-channel image of indices."""
-    try:
-        with Image.open(path) as m:
-            mode = m.mode
-            if mode not in MASK_MODES:
-                raise TrainError(
-                    f"mask {path!r} is an {mode} image, not class indices: save it as a "
-                    "palette PNG (mode P) or a one-channel PNG whose values are the classes"
-                )
-            return np.asarray(m, dtype=np.int64)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise TrainError(f"mask {path!r} cannot be read ({exc})") from None
 
 
 def check_pair(image: str, mask: str, n_classes: int, ignore_index: int) -> np.ndarray:
@@ -174,27 +118,6 @@ def _checked(pairs: list, n: int, ignore_index: int) -> list[int]:
         for v in values[values != ignore_index]:
             counts[int(v)] += 1
     return counts
-
-
-def shapes_folder() -> Path:
-    """``--data shapes``: the generated set, written once into the weights cache."""
-    root = Path(wts.cache_dir()) / "datasets" / f"shapes-v{SHAPES_VERSION}"
-    if (root / CLASSES_FILE).is_file():
-        return root
-    from .demo import write_segmentation_folder
-
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside, then renamed into place: an interrupted run never leaves half a set.
-    tmp = Path(tempfile.mkdtemp(prefix=".shapes-", dir=root.parent))
-    try:
-        write_segmentation_folder(tmp)
-        os.replace(tmp, root)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (root / CLASSES_FILE).is_file():  # another process may have won the race
-            raise
-    print(f"generated the shapes segmentation set in {root}", flush=True)
-    return root
 
 
 def load_seg_data(

@@ -31,6 +31,12 @@ def has_default_weights(model_name: str) -> bool:
     return wts.default_tag(unet_encoder(model_name) or model_name) is not None
 
 
+def starts_from_weights(model_name: str, weights: str | None) -> bool:
+    """Whether a run can start from trained weights (given, or the model's default): what
+    ``auto`` weighs first."""
+    return weights is not None or has_default_weights(model_name)
+
+
 def starting_weights(model_name: str, strategy: str, weights: str | None) -> str | None:
     """The weights a strategy starts from: none for scratch, else given or the default."""
     if strategy == "scratch":
