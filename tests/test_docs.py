@@ -104,6 +104,11 @@ def test_help_texts_are_whole(capsys):
     bench_help = " ".join(bench_cli.parser().format_help().split())
     assert "train-loop --help" in bench_help and "chart --help" in bench_help
     assert "every registered model" in bench_help
+    from train.__main__ import build_parser as train_parser
+
+    fit = train_parser()._subparsers._group_actions[0].choices["fit"]
+    for action in fit._actions:  # each option states its default once
+        assert len(re.findall(r"(?<!%)\(default", action.help or "")) <= 1, action.help
 
 
 def test_a_bare_benchmark_run_says_it_measures_every_model(tmp_path, monkeypatch, capsys):
