@@ -233,8 +233,8 @@ def test_the_readme_example_runs(monkeypatch):
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)
     text = (root / "README.md").read_text()
-    block = text.split("## The API in a short example", 1)[1].split("```python", 1)[1]
-    block = block.split("```", 1)[0].split("# Replace the head", 1)[0]
+    block = text.split("## The API in one example", 1)[1].split("```python", 1)[1]
+    block = block.split("```", 1)[0].split("# A new 10-way head", 1)[0]
     assert "weights.transforms(model)" in block
     scope: dict = {}
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - our own README

@@ -110,7 +110,9 @@ def test_deeper_resnets(tmp_path, app, module, arch, mode):
     # ResNet152 (caffe mode, 0..255-scale input) with calibrated BatchNorm: float32 itself
     # is 1.5e-4 of the logits away from float64 (ours in float32 against ours in float64,
     # measured: 1.5e-4; Keras against ours in float64: 1.4e-4), so 1e-4 would test rounding.
-    tol = 3e-4 if arch == "keras_resnet152" else 1e-4
+    # ResNet101 takes the same 0..255-scale input: 1.16e-4 of the logits between Keras and
+    # ours was measured on an AVX-512 VNNI host (below 1e-4 on the hosts before it).
+    tol = 3e-4 if mode == "caffe" else 1e-4
     check_parity(tmp_path, app, module, arch, mode, 32, notop=False, tol=tol)
 
 

@@ -111,7 +111,9 @@ def test_grad_cam_matches_its_definition_on_a_known_network():
     assert square.mask[2:22, 2:22].sum() == pytest.approx(square.mask.sum())
     # The background class lights up everything but the square.
     background = V.grad_cam(model, x, target=1)[0]
-    assert background.mask[8:16, 8:16].max() == 0.0 and background.mask[40:, 40:].min() == 1.0
+    # 1.0 up to float32 rounding of the normalisation (0.99999994 on an AVX-512 VNNI host)
+    assert background.mask[8:16, 8:16].max() == 0.0
+    assert background.mask[40:, 40:].min() == pytest.approx(1.0, abs=1e-6)
     # At stage 0 (32x32) the same: alpha_0 = (4/256) spread over 4x4 windows -> 4/1024 each.
     s0 = V.grad_cam(model, x, target="square", stage=0)[0]
     expected0 = np.zeros((32, 32), dtype=np.float32)
