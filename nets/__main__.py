@@ -19,6 +19,7 @@ import torch
 import weights as wts
 
 from .catalog import catalog, markdown_table, text_table
+from .conversion import convert_checkpoint
 from .cost import cost_table, format_table, inception_demo, separable_demo
 from .errors import NetsError
 from .export import check_destination, export_model, format_for
@@ -47,6 +48,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     wts.check_writable(args.output.parent, "-o")
     wts.atomic_write_text(args.output, text + "\n")
     print(f"{len(rows)} models written to {args.output}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    print(convert_checkpoint(args.src, args.arch, args.output))
     return 0
 
 
@@ -274,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="write the table to this file")
     p.set_defaults(run=_cmd_list)
 
+    p = sub.add_parser(
+        "convert", help="convert a checkpoint (file or tag) to our safetensors for an arch"
+    )
+    p.add_argument("src", help="a checkpoint file, or a registered tag")
+    p.add_argument("--arch", required=True, help="the architecture, e.g. resnet50")
+    p.add_argument("-o", "--output", required=True, help="where to write OUT.safetensors")
+    p.set_defaults(run=_cmd_convert)
+
     p = sub.add_parser("summary", help="Keras-style table of layers, output shapes, parameters")
     p.add_argument("name")
     p.add_argument(
@@ -346,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (NetsError, wts.WeightsError) as exc:
+    except (NetsError, wts.WeightsError, OSError) as exc:
         print(f"error: {wts.one_line(exc, 1000)}", file=sys.stderr)
         return 2
 

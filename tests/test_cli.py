@@ -99,7 +99,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     )
     assert_one_line_error(
         run(
-            "weights",
+            "nets",
             "convert",
             "samples/rocket.jpg",
             "--arch",

@@ -118,3 +118,14 @@ def test_a_bare_benchmark_run_says_it_measures_every_model(tmp_path, monkeypatch
     assert bench_cli.main(["--no-charts", "--out", str(tmp_path / "res")]) == 0
     err = capsys.readouterr().err
     assert f"no models named: measuring all {len(nets.list_models())} registered models" in err
+
+
+def test_weights_convert_points_to_nets(capsys):
+    """Converting needs the architecture, so it is nets' command; weights' old name says so
+    in one line rather than importing nets from below."""
+    from weights.__main__ import main as weights_main
+
+    assert weights_main(["convert", "x.pth", "--arch", "resnet18", "-o", "y.safetensors"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: convert needs the architecture") and "\n" not in err
+    assert "python -m nets convert" in err

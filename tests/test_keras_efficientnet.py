@@ -165,7 +165,7 @@ def test_b0(tmp_path):
     with pytest.raises(weights.CheckpointFormatError, match="EfficientNetB0"):
         nets.create_model("efficientnet_b0", weights=path)
     # Converted to our format, the file keeps its own preprocessing (not the tag's).
-    from weights.__main__ import main
+    from nets.__main__ import main
 
     out = tmp_path / "b0_notop.safetensors"
     assert main(["convert", path, "--arch", "keras_efficientnet_b0", "-o", str(out)]) == 0

@@ -308,14 +308,14 @@ def test_predict_into_a_read_only_folder_is_one_line(tmp_path, capsys, request, 
 
 
 def test_weights_convert_into_a_read_only_folder_is_one_line(tmp_path, capsys, read_only):
-    from weights.__main__ import main as weights_main
+    from nets.__main__ import main as nets_main
 
     src = tmp_path / "lenet.pth"
     torch.save({"w": torch.zeros(1)}, src)
     ro = tmp_path / "ro"
     ro.mkdir()
     read_only(ro)
-    code = weights_main(["convert", str(src), "--arch", "lenet5", "-o", str(ro / "x.safetensors")])
+    code = nets_main(["convert", str(src), "--arch", "lenet5", "-o", str(ro / "x.safetensors")])
     err = capsys.readouterr().err.strip().splitlines()
     one_line(code, err, f"-o/--output: cannot write to folder '{ro}'", "Read-only file system")
     assert leftovers(ro) == []

@@ -80,3 +80,25 @@ def test_no_import_cycle_among_train_modules():
 def test_every_task_name_has_its_task():
     assert list(TASKS) == list(TASK_NAMES)
     assert all(task.name == name for name, task in TASKS.items())
+
+
+def test_imports_run_one_way():
+    """weights <- nets <- train <- benchmarks, imports inside functions included: no module
+    of a package imports a package above it."""
+    import ast as _ast
+
+    order = ["weights", "nets", "train", "benchmarks"]
+    root = PACKAGE.parent
+    upward = []
+    for level, package in enumerate(order[:-1]):
+        above = set(order[level + 1 :])
+        for path in (root / package).rglob("*.py"):
+            for node in _ast.walk(_ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, _ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, _ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                upward += [f"{path.relative_to(root)}:{node.lineno} imports {n}"
+                           for n in names if n.split(".")[0] in above]  # fmt: skip
+    assert not upward, upward

@@ -60,7 +60,7 @@ def one_error_line(capsys) -> str:
 COMMANDS = {
     "nets classify --weights": lambda f, tmp: nets_main(["classify", SAMPLE, "--weights", f]),
     "weights info": lambda f, tmp: weights_main(["info", f]),
-    "weights convert": lambda f, tmp: weights_main(
+    "nets convert": lambda f, tmp: nets_main(
         ["convert", f, "--arch", "lenet5", "-o", str(tmp / "out.safetensors")]
     ),
     "train eval": lambda f, tmp: train_main(["eval", "--checkpoint", f, "--data", "digits"]),
@@ -290,12 +290,12 @@ def test_convert_verifies_the_file_against_the_architecture(tmp_path, capsys):
     src = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), src)
     out = tmp_path / "out.safetensors"
-    assert weights_main(["convert", str(src), "--arch", "resnet50", "-o", str(out)]) == 2
+    assert nets_main(["convert", str(src), "--arch", "resnet50", "-o", str(out)]) == 2
     line = one_error_line(capsys)
     assert "does not fit architecture 'resnet50'" in line and "missing" in line, line
     assert not out.exists() and not list(tmp_path.glob(".out.safetensors.*"))
     # The right architecture converts, and the file loads.
-    assert weights_main(["convert", str(src), "--arch", "resnet18", "-o", str(out)]) == 0
+    assert nets_main(["convert", str(src), "--arch", "resnet18", "-o", str(out)]) == 0
     nets.create_model("resnet18", weights=str(out))
 
 

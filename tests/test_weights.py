@@ -245,7 +245,7 @@ def test_cli_convert_then_info_then_load(tv_file, resnet18_ref, tmp_path):
     out = tmp_path / "resnet18.safetensors"
     run = [sys.executable, "-m", "weights"]
     proc = subprocess.run(
-        run + ["convert", tv_file, "--arch", "resnet18", "-o", str(out)],
+        [sys.executable, "-m", "nets", "convert", tv_file, "--arch", "resnet18", "-o", str(out)],
         capture_output=True,
         text=True,
     )

@@ -67,7 +67,7 @@ def resolve(
     more, remark = describe(source, raw)
     meta = {**meta, **more}
     origin = f"{path} ({remark})" if remark else str(path)
-    tag = _tag_of_file(arch, path, meta)
+    tag = tag_of_file(arch, path, meta)
     preprocessing = Preprocessing.from_metadata(meta) or (tag.preprocessing if tag else None)
     if preprocessing is None and default_tag(arch):
         preprocessing = get_tag(default_tag(arch)).preprocessing
@@ -77,7 +77,7 @@ def resolve(
     return LoadedWeights(state_dict, source, origin, tag, preprocessing, meta)
 
 
-def _tag_of_file(arch: str, path: Path, meta: Mapping[str, str]) -> WeightTag | None:
+def tag_of_file(arch: str, path: Path, meta: Mapping[str, str]) -> WeightTag | None:
     """The registered tag a local file is a copy of, recognised by name and checksum."""
     if meta.get("tag") in list_tags():
         return get_tag(meta["tag"])
