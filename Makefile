@@ -56,12 +56,12 @@ gpu-all:
 	bash -c '. benchmarks/gpu_preamble.sh && run_all'
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check nets weights train benchmarks tests
-	$(VENV)/bin/ruff format --check nets weights train benchmarks tests
+	$(VENV)/bin/ruff check common nets weights train benchmarks tests
+	$(VENV)/bin/ruff format --check common nets weights train benchmarks tests
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix nets weights train benchmarks tests
-	$(VENV)/bin/ruff format nets weights train benchmarks tests
+	$(VENV)/bin/ruff check --fix common nets weights train benchmarks tests
+	$(VENV)/bin/ruff format common nets weights train benchmarks tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -13,8 +13,8 @@ import torch  # noqa: E402
 
 import nets  # noqa: E402
 import weights  # noqa: E402
+from common import atomic_write  # noqa: E402
 from nets.cost import count_macs  # noqa: E402
-from weights.io import atomic_write  # noqa: E402
 
 
 def tag_points() -> list[dict]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+import common
 import nets
 import weights
 from nets.inference import BACKENDS
@@ -113,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         return _chart(argv[1:])
     try:
         return _run(argv)
-    except weights.WeightsError as exc:  # an unwritable --out, found before or during the run
-        print(f"error: {weights.one_line(exc)}", file=sys.stderr)
+    except (
+        weights.WeightsError,
+        common.WriteError,
+    ) as exc:  # an unwritable --out, found before or during the run
+        print(f"error: {common.one_line(exc)}", file=sys.stderr)
         return 2
 
 
@@ -131,11 +135,11 @@ def _chart(argv: list[str]) -> int:
     if args.output.suffix.lower() != ".png":
         chart.error(f"-o: the chart is a PNG; expected a .png file name, got {args.output.name}")
     try:
-        weights.check_writable(args.output.parent, "-o")
+        common.check_writable(args.output.parent, "-o")
         points = charts.tag_points()
         charts.accuracy_vs_cost(points, args.output)
-    except weights.WeightsError as exc:
-        print(f"error: {weights.one_line(exc)}", file=sys.stderr)
+    except (weights.WeightsError, common.WriteError) as exc:
+        print(f"error: {common.one_line(exc)}", file=sys.stderr)
         return 2
     print(f"{len(points)} weights tags drawn to {args.output}")
     return 0
@@ -165,7 +169,7 @@ def _run(argv: list[str]) -> int:
         parser().error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     date = datetime.date.today().isoformat()
     out = args.out or Path(__file__).parent / "results" / f"{args.device}-{date}"
-    weights.check_writable(out, "--out")  # now, not after the first network's minutes
+    common.check_writable(out, "--out")  # now, not after the first network's minutes
     meta = {
         "command": "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": date,

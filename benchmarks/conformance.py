@@ -24,8 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+import common
 import nets
-import weights
 from nets.registry import natural_key
 
 # How far a traced or exported float32 model may be from eager, relative to the largest
@@ -270,7 +270,7 @@ def run_all(name: str) -> tuple[dict[str, str], float]:
                 result = fn(model)
             cells[check] = "ok" if result is None else f"{result:.1e}"
         except Exception as exc:  # noqa: BLE001 - a failure is a row in the table
-            cells[check] = "FAIL: " + weights.one_line(f"{type(exc).__name__}: {exc}", 120)
+            cells[check] = "FAIL: " + common.one_line(f"{type(exc).__name__}: {exc}", 120)
     return cells, time.perf_counter() - start
 
 
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         # Rewritten after each model: a run cut short leaves the table of what finished.
-        weights.atomic_write_text(args.output, table(rows, header))
+        common.atomic_write_text(args.output, table(rows, header))
     failed = [
         n for n, (cells, _) in rows.items() if any(v.startswith("FAIL") for v in cells.values())
     ]

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 import torchvision
 
+from common import atomic_write
 from nets.inference import cpu_native_kernels
-from weights.io import atomic_write
 
 COLUMNS = (
     "model", "mode", "dtype", "input_size", "batch_size", "params", "macs",
@@ -162,7 +162,7 @@ def markdown(rows: list[dict]) -> str:
 
 def write(rows: list[dict], out_dir: Path, meta: dict) -> dict[str, Path]:
     """The results files, each written atomically (``atomic_write`` makes the folder and
-    turns an unwritable one into ``weights.WriteError``, one line)."""
+    turns an unwritable one into ``common.WriteError``, one line)."""
     paths = {k: out_dir / f for k, f in
              (("json", "results.json"), ("csv", "results.csv"), ("md", "table.md"))}  # fmt: skip
     text = json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n"

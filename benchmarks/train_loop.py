@@ -19,7 +19,9 @@ from pathlib import Path
 
 import torch
 
+import common
 import weights
+from common import atomic_write_text
 from train.config import TrainConfig, validate
 from train.context import setup, teardown
 from train.epochs import make_step
@@ -30,7 +32,6 @@ from train.memory_cache import GIB, budget_bytes
 from train.plan import build_network, plan_run, read_data
 from train.run import Run
 from train.tasks import task_for
-from weights.io import atomic_write_text
 
 from . import report
 
@@ -203,14 +204,14 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     try:
         if args.out is not None:
-            weights.check_writable(args.out, "--out")
+            common.check_writable(args.out, "--out")
         result = measure(args)
         if args.out is not None:
             text = json.dumps(result, indent=1) + "\n"
             atomic_write_text(args.out / "train-loop.json", text)
             atomic_write_text(args.out / "train-loop.md", table(result) + "\n")
-    except (TrainError, weights.WeightsError) as exc:
-        print(f"error: {weights.one_line(exc)}", file=sys.stderr)
+    except (TrainError, weights.WeightsError, common.WriteError) as exc:
+        print(f"error: {common.one_line(exc)}", file=sys.stderr)
         return 2
     print(table(result))
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+import common
 import weights as wts
 
 from .catalog import catalog, markdown_table, text_table
@@ -45,8 +46,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.output is None:
         print(text)
         return 0
-    wts.check_writable(args.output.parent, "-o")
-    wts.atomic_write_text(args.output, text + "\n")
+    common.check_writable(args.output.parent, "-o")
+    common.atomic_write_text(args.output, text + "\n")
     print(f"{len(rows)} models written to {args.output}")
     return 0
 
@@ -61,7 +62,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     spec = get_spec(name)
     with torch.device("meta"):
         model = create_model(name, num_classes=args.num_classes)
-    from weights.keras_format import keras_only_non_trainable
+    from weights.keras.conversion import keras_only_non_trainable
 
     extra = keras_only_non_trainable(keras_name) if keras_name else 0
     size = args.input_size or spec.input_size
@@ -361,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (NetsError, wts.WeightsError, OSError) as exc:
-        print(f"error: {wts.one_line(exc, 1000)}", file=sys.stderr)
+        print(f"error: {common.one_line(exc, 1000)}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+import common
 import weights as wts
 from weights.convert import NETS, UNKNOWN, describe, detect_source, to_ours
 from weights.loading import tag_of_file
@@ -27,7 +28,7 @@ def convert_checkpoint(src: str, arch: str, output: str | Path) -> str:
     ``arch``; return the one line that says what was written."""
     output = Path(output)
     # Before reading a checkpoint of hundreds of megabytes, not after converting it.
-    wts.check_writable(output.parent, "-o/--output")
+    common.check_writable(output.parent, "-o/--output")
     if output.is_dir():
         raise wts.WeightsError(f"-o/--output {str(output)!r} is a folder; give a file name such "
                                f"as {str(output / 'model.safetensors')!r}")  # fmt: skip
@@ -56,7 +57,7 @@ def convert_checkpoint(src: str, arch: str, output: str | Path) -> str:
         tag=tag,
     )
     # What a file says of its own preprocessing wins over a tag's, as when loading it: a
-    # Keras EfficientNet file carries its Normalization constants (weights.keras_format).
+    # Keras EfficientNet file carries its Normalization constants (weights.keras.conversion).
     own = wts.Preprocessing.from_metadata(describe(source, raw)[0])
     if own is not None:
         out_meta.update(own.as_metadata())

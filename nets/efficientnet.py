@@ -22,7 +22,7 @@ BatchNorm eps 1e-3. Everything else is already Keras': swish, SE to a quarter of
 input with biased convs, the head conv ``round_filters(1280)`` (= 4x the last group's
 channels), drop-connect 0.2 as stochastic depth, the dropout per size. Keras' model also
 holds its preprocessing (Rescaling, Normalization); ours does not: the file's Normalization
-constants become the weights' preprocessing (``weights.keras_format``).
+constants become the weights' preprocessing (``weights.keras.conversion``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import weights as wts
+import common
 
 from .errors import InputSizeError, NetsError
 from .inference import optimize_for_inference
@@ -100,7 +100,7 @@ def check_destination(path: str | os.PathLike) -> None:
         raise ExportError(
             f"cannot write {os.fspath(path)!r}: the folder {str(folder)!r} does not exist"
         )
-    wts.check_writable(folder)
+    common.check_writable(folder)
 
 
 def export_metadata(
@@ -197,7 +197,7 @@ def export_model(
         check = _compare(runtime, batches, size, got, expected, half)
         checked.append(replace(check, in_chans=model.in_chans))
 
-    wts.atomic_write(path, write)
+    common.atomic_write(path, write)
     return checked[0]
 
 

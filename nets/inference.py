@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-import weights as wts
+import common
 
 from .folding import find_conv_bn_pairs, fold_batchnorm, strip_identities
 
@@ -316,7 +316,7 @@ def _tracing() -> bool:
 
 def _reason(exc: BaseException) -> str:
     """An exception as one short line (compiler errors can run to pages)."""
-    return f"{type(exc).__name__}: {wts.one_line(exc, 200) or type(exc).__name__}"
+    return f"{type(exc).__name__}: {common.one_line(exc, 200) or type(exc).__name__}"
 
 
 def _difference(got: object, expected: torch.Tensor, rel: float) -> str | None:

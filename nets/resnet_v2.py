@@ -24,7 +24,7 @@ last block, which halves to stride 8, then conv3_block1..block{n-1} (512 channel
 post BN-ReLU as ``stages.3.norm``/``act``; stride 32, 2048). ``feature_info`` then has the
 strides 4, 8, 16, 32 and the channels of ``resnet50``, so feature pyramids and U-Net encoders
 can swap one for the other. Keras' stack boundaries are one block later than ours; the
-converter (``weights.keras_apps.resnet_v2_moves``) maps block by block.
+converter (``weights.keras.resnet.resnet_v2_moves``) maps block by block.
 
 Names: ``resnet50_v2`` is Keras' ``ResNet50V2``. timm's ``resnetv2_50`` is another layout of
 the same paper (the stride in a stack's first block, no conv biases); its weights do not

@@ -45,7 +45,7 @@ def count(model: nn.Module) -> Totals:
 
 def keras_variant(name: str) -> tuple[str, str | None]:
     """``(our model name, keras.applications name or None)`` for ``summary --keras``."""
-    from weights.keras_format import MODELS
+    from weights.keras.models import MODELS
 
     from .registry import list_models
 

@@ -6,7 +6,7 @@ BatchNorm too, as torchvision has it), BatchNorm eps 1e-5, ReLU, and a 2x2/2 max
 closing each of the five stages (strides 2, 4, 8, 16, 32). The head pools the map to 7x7
 (adaptively, so inputs other than 224 work) and runs fc1 25088->4096, ReLU, Dropout,
 fc2 4096->4096, ReLU, Dropout, fc. Keys are ``stages.{s}.{j}.conv`` / ``.bn`` with the
-pool as the stage's last element, as ``weights.torchvision_vgg_alexnet.vgg_table`` produces.
+pool as the stage's last element, as ``weights.torchvision.vgg_alexnet.vgg_table`` produces.
 
 ``include_top=False`` keeps only a global pooling, as keras.applications does (``"avg"`` or
 ``"max"``: a 512 vector; ``None``: the 512-channel map); with the top, ``pooling`` is not

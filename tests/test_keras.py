@@ -26,7 +26,8 @@ import nets  # noqa: E402
 import weights  # noqa: E402
 import weights.keras as wk  # noqa: E402
 from nets.summary import count  # noqa: E402
-from weights import keras_format  # noqa: E402
+from weights.keras import conversion as keras_format  # noqa: E402
+from weights.keras import tensors as keras_tensors  # noqa: E402
 
 # REFERENCE.md's Keras table: (total, trainable, non-trainable), and what we count.
 KERAS_COUNTS = {
@@ -264,24 +265,24 @@ def test_max_pool_same_is_tfs():
 # -- layouts, explicitly ---------------------------------------------------------------------------
 def test_kernel_layout_changes():
     hwio = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
-    oihw = keras_format.conv_kernel(hwio)
+    oihw = keras_tensors.conv_kernel(hwio)
     assert oihw.shape == (5, 4, 2, 3) and oihw[4, 3, 1, 2] == hwio[1, 2, 3, 4]
-    dw = keras_format.depthwise_kernel(hwio)  # (kh, kw, C=4, m=5) -> (20, 1, kh, kw)
+    dw = keras_tensors.depthwise_kernel(hwio)  # (kh, kw, C=4, m=5) -> (20, 1, kh, kw)
     assert dw.shape == (20, 1, 2, 3) and dw[3 * 5 + 2, 0, 1, 0] == hwio[1, 0, 3, 2]
     dense = torch.randn(6, 7)
-    assert torch.equal(keras_format.dense_kernel(dense), dense.t())
+    assert torch.equal(keras_tensors.dense_kernel(dense), dense.t())
     # fc1 after a channels-last Flatten of a 2x2x3 map: Keras input index (h*2 + w)*3 + c.
     fc1 = torch.randn(12, 5)
-    ours = keras_format.flatten_dense_kernel(fc1, channels=3)
+    ours = keras_tensors.flatten_dense_kernel(fc1, channels=3)
     for c in range(3):
         for h in range(2):
             for w in range(2):
                 assert torch.equal(ours[:, c * 4 + h * 2 + w], fc1[(h * 2 + w) * 3 + c])
     with pytest.raises(weights.CheckpointFormatError, match="square grid"):
-        keras_format.flatten_dense_kernel(torch.randn(10, 5), channels=3)
+        keras_tensors.flatten_dense_kernel(torch.randn(10, 5), channels=3)
     with pytest.raises(weights.CheckpointFormatError, match="4 dimensions"):
-        keras_format.conv_kernel(torch.randn(3, 3))
-    rgb = keras_format.bgr_to_rgb(oihw[:, :3])
+        keras_tensors.conv_kernel(torch.randn(3, 3))
+    rgb = keras_tensors.bgr_to_rgb(oihw[:, :3])
     assert torch.equal(rgb[:, 0], oihw[:, 2]) and torch.equal(rgb[:, 2], oihw[:, 0])
 
 

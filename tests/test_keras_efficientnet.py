@@ -40,8 +40,8 @@ import nets  # noqa: E402
 import weights  # noqa: E402
 import weights.keras as wk  # noqa: E402
 from nets.summary import count  # noqa: E402
-from weights import keras_format  # noqa: E402
 from weights.io import read_keras_h5  # noqa: E402
+from weights.keras import conversion as keras_format  # noqa: E402
 
 # keras.applications.EfficientNetB<n>(weights=None): count_params() and the sum of its
 # trainable weights' sizes (Keras 3.15.1, with the top and with include_top=False,
@@ -282,7 +282,7 @@ def n_params_tag(arch: str, kind: str) -> int:
 def test_keras_architecture_constants():
     # Ours follows Keras' builder: the arguments of each size (read from Keras' source), the
     # block count, eps 1e-3, SE to int(block input * 0.25) with biased convs.
-    from weights.keras_apps import efficientnet_blocks
+    from weights.keras.efficientnet import efficientnet_blocks
 
     for b in range(8):
         arch = f"keras_efficientnet_b{b}"

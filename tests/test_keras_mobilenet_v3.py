@@ -36,8 +36,8 @@ import nets  # noqa: E402
 import weights  # noqa: E402
 import weights.keras as wk  # noqa: E402
 from nets.summary import count  # noqa: E402
-from weights import keras_format  # noqa: E402
 from weights.io import read_keras_h5  # noqa: E402
+from weights.keras import conversion as keras_format  # noqa: E402
 
 # arch: (keras.applications name, its arguments)
 CONFIGS = {
@@ -312,15 +312,15 @@ def test_block_tables_agree_with_the_models(keras_files):
     # The loading path reads our grouping of Keras' blocks into stages from the model's keys;
     # the tables (by_resolution of Keras' strides) serve a conversion without a model, and
     # must say the same; that conversion gives the same state dict.
-    from weights import keras_apps
+    from weights.keras import mobilenet_v3, record
     from weights.layouts import block_prefixes
 
     for arch in CONFIGS:
         size = "large" if "large" in arch else "small"
         with torch.device("meta"):
             keys = list(nets.create_model(arch).state_dict())
-        table = keras_apps.by_resolution(keras_apps.MOBILENET_V3_STRIDES[size])
-        assert block_prefixes(keys, keras_apps.DEPTHWISE) == table, arch
+        table = record.by_resolution(mobilenet_v3.MOBILENET_V3_STRIDES[size])
+        assert block_prefixes(keys, record.DEPTHWISE) == table, arch
     arch = "keras_mobilenet_v3_small_075"
     _, path = keras_files(arch)
     converted = keras_format.convert(arch, read_keras_h5(path)[0])

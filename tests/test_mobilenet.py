@@ -13,7 +13,8 @@ from torch import nn
 
 import nets
 import weights
-from weights import timm_mobilenet, torchvision_mobilenet
+from weights.timm import mobilenet as timm_mobilenet
+from weights.torchvision import mobilenet as torchvision_mobilenet
 
 V1 = ["mobilenet_v1_025", "mobilenet_v1_050", "mobilenet_v1_075", "mobilenet_v1_100"]
 V1_WIDTHS = {"mobilenet_v1_025": 0.25, "mobilenet_v1_050": 0.5, "mobilenet_v1_075": 0.75}

@@ -10,7 +10,7 @@ pixels, odd and even, so both of TF SAME's paddings ((1, 1) and (0, 1)) are exer
 
 Keras' NASNetLarge is not built here: at 32x32 it costs about 30 s on 2 cores (its build
 alone 11-15 s), beyond this file's share of the suite. Its move table is Mobile's
-(``weights.keras_apps.nasnet_moves``) with N = 6, its wiring (skip_reduction, stem 96) is
+(``weights.keras.nasnet.nasnet_moves``) with N = 6, its wiring (skip_reduction, stem 96) is
 checked against timm's nasnetalarge, and its counts against Keras' published ones below.
 """
 

@@ -15,6 +15,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+import common
 import nets
 import weights as wts
 from nets import visualize as V
@@ -344,9 +345,9 @@ def test_save_helpers_write_pngs_atomically_or_nothing(tmp_path):
     ):
         out = tmp_path / f"{save.__name__}.png"
         assert save(model, *args, out) == out and png_size(out)[0] > 100
-    with pytest.raises(wts.WriteError, match="folder .*missing' does not exist"):
+    with pytest.raises(common.WriteError, match="folder .*missing' does not exist"):
         V.save_filters(model, tmp_path / "missing" / "f.png")
-    with pytest.raises(wts.WriteError, match="must be a .png file"):
+    with pytest.raises(common.WriteError, match="must be a .png file"):
         V.save_filters(model, tmp_path / "f.jpg")
     with pytest.raises(V.VisualizeError):
         V.save_grad_cam(model, x, tmp_path / "bad.png", stage=5)

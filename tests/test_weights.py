@@ -281,15 +281,16 @@ def test_block_grouping_tables_agree_with_the_models():
     # The MobileNet converters read our grouping of blocks into stages from the model's keys
     # (the loading path hands them over); their tables serve only a conversion without a
     # model, and must say the same.
-    from weights import keras_apps, torchvision_mobilenet
+    from weights.keras import mobilenet, record
     from weights.layouts import block_prefixes
+    from weights.torchvision import mobilenet as torchvision_mobilenet
 
     tables = {
         arch: torchvision_mobilenet._positions(arch) for arch in torchvision_mobilenet.STAGE_BLOCKS
     }
-    tables["keras_mobilenet"] = keras_apps.by_resolution(keras_apps.MOBILENET_STRIDES)
-    tables["keras_mobilenet_v2"] = keras_apps.by_resolution(keras_apps.MOBILENET_V2_STRIDES)
+    tables["keras_mobilenet"] = record.by_resolution(mobilenet.MOBILENET_STRIDES)
+    tables["keras_mobilenet_v2"] = record.by_resolution(mobilenet.MOBILENET_V2_STRIDES)
     for arch, table in tables.items():
         with torch.device("meta"):
             keys = list(nets.create_model(arch).state_dict())
-        assert block_prefixes(keys, keras_apps.DEPTHWISE) == table, arch
+        assert block_prefixes(keys, record.DEPTHWISE) == table, arch

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import common
 import weights as wts
 from nets.errors import NetsError
 
@@ -111,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (TrainError, NetsError, wts.WeightsError) as exc:
-        print(f"error: {wts.one_line(exc, 1000)}", file=sys.stderr)
+    except (TrainError, NetsError, wts.WeightsError, common.WriteError) as exc:
+        print(f"error: {common.one_line(exc, 1000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; --resume continues from the last checkpoint", file=sys.stderr)

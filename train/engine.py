@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-import weights as wts
+import common
 
 from .config import TrainConfig, validate
 from .context import say, setup, teardown
@@ -62,9 +62,9 @@ def _check_writable(cfg: TrainConfig) -> None:
     if cfg.out:
         check_out(Path(cfg.out), cfg.resume, cfg.overwrite)
     else:  # runs/<model>-<strategy>: the strategy (auto) is known later, the folder now
-        wts.check_writable(Path("runs"), "--out (default runs/)")
+        common.check_writable(Path("runs"), "--out (default runs/)")
     if cfg.strategy in ("linear-probe", "auto"):
-        wts.check_writable(cfg.cache_dir or default_cache_dir(), "--cache-dir")
+        common.check_writable(cfg.cache_dir or default_cache_dir(), "--cache-dir")
 
 
 def _header(run: Run) -> str:

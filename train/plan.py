@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-import weights as wts
+import common
 
 from . import checkpoint as ckpt
 from .config import DEFAULTS, TrainConfig
@@ -43,7 +43,7 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
                 "run, --overwrite to replace it, or another --out"
             )
     # Now, not at the first checkpoint an epoch (or a feature pass) later.
-    wts.check_writable(out, "--out")
+    common.check_writable(out, "--out")
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
+import common
 import nets
 import weights as wts
 from nets.errors import NetsError
@@ -210,7 +211,7 @@ def predict(
     if not (isinstance(top, int) and top >= 1):
         raise TrainError(f"--top must be a positive integer, got {top!r}")
     if output:  # before the model runs on every image, not after
-        wts.check_writable(Path(output).parent, "--output")
+        common.check_writable(Path(output).parent, "--output")
         if Path(output).is_dir():
             raise TrainError(f"--output {output!r} is a folder; give a file name such as "
                              f"{str(Path(output) / 'predictions.csv')!r}")  # fmt: skip
@@ -252,7 +253,7 @@ def _write_csv(output: str, rows: list[dict], fields: list[str]) -> None:
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    wts.atomic_write_text(output, buf.getvalue())
+    common.atomic_write_text(output, buf.getvalue())
 
 
 def predict_masks(
@@ -270,7 +271,7 @@ def predict_masks(
     if len(classes) > 256:
         raise TrainError(f"{len(classes)} classes do not fit a palette PNG (256 at most)")
     if masks:
-        wts.check_writable(Path(masks), "--masks")
+        common.check_writable(Path(masks), "--masks")
         Path(masks).mkdir(parents=True, exist_ok=True)
     mean, std = channel_stats(pre, model.in_chans)
     transform = v2.Compose([
@@ -300,6 +301,6 @@ def predict_masks(
             used.add(name)
             written = str(Path(masks) / f"{name}.png")
             pil = mask_image(mask)
-            wts.atomic_write(written, lambda tmp, pil=pil: pil.save(tmp, format="PNG"))
+            common.atomic_write(written, lambda tmp, pil=pil: pil.save(tmp, format="PNG"))
         rows.append({"path": file, "mask": written, "classes": shares, "array": mask})
     return rows

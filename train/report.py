@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from weights.io import atomic_write, atomic_write_text
+from common import atomic_write, atomic_write_text
 
 from .masks import voc_palette
 

@@ -13,8 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from common import one_line
+
 from .convert import detect_source
-from .errors import DtypeError, WeightsError, one_line
+from .errors import DtypeError, WeightsError
 from .io import (
     check_dtypes,
     dtype_counts,

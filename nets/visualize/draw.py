@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-import weights as wts
+import common
 
 from .inputs import ImageLike, prepare_image
 from .kernels import filters
@@ -25,18 +25,18 @@ DPI = 100
 
 
 def check_output(path: str | os.PathLike) -> Path:
-    """Raise ``weights.WriteError`` (one line) unless ``path`` is a ``.png`` in a folder
+    """Raise ``common.WriteError`` (one line) unless ``path`` is a ``.png`` in a folder
     that exists and can be written. Called before any model is run."""
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise wts.WriteError(f"output {str(path)!r} must be a .png file")
+        raise common.WriteError(f"output {str(path)!r} must be a .png file")
     folder = path.parent
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
-        raise wts.WriteError(f"cannot write {str(path)!r}: folder {str(folder)!r} {what}")
+        raise common.WriteError(f"cannot write {str(path)!r}: folder {str(folder)!r} {what}")
     if path.is_dir():
-        raise wts.WriteError(f"output {str(path)!r} is a folder, expected a .png file")
-    wts.check_writable(folder, "output folder")
+        raise common.WriteError(f"output {str(path)!r} is a folder, expected a .png file")
+    common.check_writable(folder, "output folder")
     return path
 
 
@@ -51,7 +51,7 @@ def _figure(figsize: tuple[float, float]):
 
 def _save(fig, path: Path) -> Path:
     # A tight box: the panels' aspect decides the figure's, not a guessed size.
-    wts.atomic_write(
+    common.atomic_write(
         path,
         lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.05),
     )

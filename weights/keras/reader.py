@@ -1,9 +1,9 @@
 """Reading a Keras file's tensors by layer: the moves from Keras layers to our modules.
 
 ``weights.io.read_keras_h5`` reads the legacy HDF5 layout into ``{"<layer>/<weight>": tensor}``
-in Keras' tensor layouts. An application's table (``weights.keras_apps``) is a sequence of
+in Keras' tensor layouts. An application's table (``weights.keras.<family>``) is a sequence of
 ``Move`` rows, one per Keras layer: which of our modules it becomes and how (a ``kind``, whose
-tensor layout change is in ``weights.keras_tensors``). ``Reader`` applies them and keeps every
+tensor layout change is in ``weights.keras.tensors``). ``Reader`` applies them and keeps every
 tensor no row took under its Keras name, so that the strict check reports it as unexpected.
 
 BatchNorm: gamma/beta/moving_mean/moving_variance -> weight/bias/running_mean/running_var.
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import CheckpointFormatError
-from .keras_tensors import conv_kernel, dense_kernel, depthwise_kernel
-from .types import StateDict
+from ..errors import CheckpointFormatError
+from ..types import StateDict
+from .tensors import conv_kernel, dense_kernel, depthwise_kernel
 
 # The tensor layout change of each kind of layer that has a kernel (and maybe a bias).
 KERNELS: dict[str, Callable[..., torch.Tensor]] = {

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import has_keys, register_layout
-from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_prefixes
+from ..layouts import has_keys, register_layout
+from ..registry import Preprocessing, WeightTag, register
+from ..renames import StateDict, apply_prefixes
 
 # timm block number: (our module, separable convs in it, does ``rep`` start with a ReLU?)
 BLOCKS: dict[int, tuple[str, int, bool]] = {

@@ -3,11 +3,12 @@
 ``weights.io.read_keras_h5`` reads the legacy layout into ``{"<layer>/<weight>": tensor}``
 with Keras' tensor layouts. The pieces:
 
-- ``weights.keras_tensors``: every tensor layout change, a named, shape-checked function;
-- ``weights.keras_reader``: the ``Move`` rows (a Keras layer -> our module) and the ``Reader``
+- ``weights.keras.tensors``: every tensor layout change, a named, shape-checked function;
+- ``weights.keras.reader``: the ``Move`` rows (a Keras layer -> our module) and the ``Reader``
   that applies them, with Keras' creation-order numbering of unnamed layers;
-- ``weights.keras_apps``: one record per keras.applications model (files, figures, counts, the
-  layer names that identify its file and its table of moves);
+- ``weights.keras.<family>``: one record per keras.applications model (files, figures, counts,
+  the layer names that identify its file and its table of moves), gathered in
+  ``weights.keras.models``;
 - here: recognising a file, converting it, its preprocessing mode, the layout and the tags.
 
 The file's model is recognised from its layer names (``identify``); a Keras file of another
@@ -26,20 +27,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .errors import CheckpointFormatError
-from .io import KERAS_H5
-from .keras_apps import DEPTHWISE, MODELS, KerasModel
-from .keras_reader import Reader, creation_order, layer_names, normalise, unnamed_conv_bn
-from .keras_tensors import (  # noqa: F401  (this module's public names before the split)
-    bgr_to_rgb,
-    conv_as_dense,
-    conv_kernel,
-    dense_kernel,
-    depthwise_kernel,
-    flatten_dense_kernel,
-)
-from .layouts import block_prefixes, register_layout
-from .registry import (
+from ..errors import CheckpointFormatError
+from ..io import KERAS_H5
+from ..layouts import block_prefixes, register_layout
+from ..registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Preprocessing,
@@ -47,7 +38,11 @@ from .registry import (
     default_tag,
     register,
 )
-from .types import StateDict
+from ..types import StateDict
+from .models import MODELS
+from .reader import Reader, creation_order, layer_names, normalise, unnamed_conv_bn
+from .record import DEPTHWISE, KerasModel
+from .tensors import bgr_to_rgb
 
 KERAS = "keras"
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"

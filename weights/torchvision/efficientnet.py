@@ -17,10 +17,10 @@ from collections.abc import Mapping
 
 import torch
 
-from .efficientnet_lite_format import GROUP_TO_STAGE
-from .layouts import register_layout
-from .registry import register_torchvision
-from .renames import StateDict, apply_prefixes
+from ..layouts import register_layout
+from ..renames import StateDict, apply_prefixes
+from ..tensorflow.efficientnet_lite import GROUP_TO_STAGE
+from .tag import register_torchvision
 
 ARCHS = [f"efficientnet_b{i}" for i in range(8)]
 

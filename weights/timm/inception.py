@@ -16,9 +16,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import has_keys, register_layout
-from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_rules
+from ..layouts import has_keys, register_layout
+from ..registry import Preprocessing, WeightTag, register
+from ..renames import StateDict, apply_rules
 
 # Inception-v4: timm numbers every layer of the feature extractor in one Sequential,
 # ``features.0`` .. ``features.21``: three stem convs, Mixed_3a/4a/5a, 4 Inception-A,

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import has_keys, register_layout
-from .renames import StateDict, apply_prefixes
+from ..layouts import has_keys, register_layout
+from ..renames import StateDict, apply_prefixes
+from .tag import register_torchvision
 
 # AlexNet's features Sequential: conv at 0, 3, 6, 8, 10 with max-pools after 0, 3 and 10;
 # the classifier has dropout at 0 and 3.
@@ -79,3 +80,15 @@ register_layout(
     has_keys("features.0.weight", "features.10.weight", "classifier.6.weight"),
     convert_alexnet,
 )
+
+
+# -- tags: torchvision 0.29's metadata (ImageNet-1k val, 224 crop)
+register_torchvision("alexnet", "tv", "alexnet-owt-7be5be79.pth", 61_100_840, 56.522, 79.066)
+register_torchvision("vgg11", "tv", "vgg11-8a719046.pth", 132_863_336, 69.020, 88.628)
+register_torchvision("vgg11_bn", "tv", "vgg11_bn-6002323d.pth", 132_868_840, 70.370, 89.810)
+register_torchvision("vgg13", "tv", "vgg13-19584684.pth", 133_047_848, 69.928, 89.246)
+register_torchvision("vgg13_bn", "tv", "vgg13_bn-abd245e5.pth", 133_053_736, 71.586, 90.374)
+register_torchvision("vgg16", "tv", "vgg16-397923af.pth", 138_357_544, 71.592, 90.382)
+register_torchvision("vgg16_bn", "tv", "vgg16_bn-6c64b313.pth", 138_365_992, 73.360, 91.516)
+register_torchvision("vgg19", "tv", "vgg19-dcbb9e9d.pth", 143_667_240, 72.376, 90.876)
+register_torchvision("vgg19_bn", "tv", "vgg19_bn-c79401a0.pth", 143_678_248, 74.218, 91.842)

@@ -31,9 +31,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import has_keys, register_layout
-from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_prefixes
+from ..layouts import has_keys, register_layout
+from ..registry import Preprocessing, WeightTag, register
+from ..renames import StateDict, apply_prefixes
 
 # Which blocks of each kind of cell have separable branches (timm comb_iter index, side).
 NORMAL_BRANCHES = ((0, "left"), (0, "right"), (1, "left"), (1, "right"), (4, "left"))

@@ -9,12 +9,12 @@
   (h * W + w) * C + c; ours flattens channels first, c * H * W + h * W + w, so its input
   features are permuted from (h, w, c) to (c, h, w) order;
 - ``SeparableConv2D`` (Xception): its ``depthwise_kernel`` as a DepthwiseConv2D kernel and its
-  ``pointwise_kernel`` (1, 1, in, out) as a Conv2D kernel (``weights.keras_reader``);
+  ``pointwise_kernel`` (1, 1, in, out) as a Conv2D kernel (``weights.keras.reader``);
 - ``conv_as_dense``: Keras MobileNet's ``conv_preds``, a 1x1 conv on the pooled 1x1 map, is
   the Linear ``head.fc``;
 - ``bgr_to_rgb``: the caffe-mode models (VGG16/19, ResNet50) were trained on BGR input. Their
   first kernel's input channels are reversed, so every converted model takes RGB and the
-  caffe preprocessing becomes a per-channel mean/std in RGB order (``weights.keras``).
+  caffe preprocessing becomes a per-channel mean/std in RGB order (``weights.keras.preprocessing``).
 
 Each takes the tensor and, for its error message, the Keras key it came from.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import CheckpointFormatError
+from ..errors import CheckpointFormatError
 
 
 def _check(t: torch.Tensor, dims: int, what: str, key: str) -> None:

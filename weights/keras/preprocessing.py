@@ -11,12 +11,12 @@ For users who arrive from the Keras tutorials. The modes are keras.applications'
 - ``"torch"`` (DenseNet): ``x / 255``, then ImageNet mean/std.
 - ``"efficientnet"`` (EfficientNetB0-B7): Keras' ``preprocess_input`` returns the 0..255
   images unchanged, because its model normalises them itself (Rescaling, then the
-  Normalization constants stored in the weight file, ``weights.keras_format``). Ours hold no
+  Normalization constants stored in the weight file, ``weights.keras.conversion``). Ours hold no
   preprocessing, so this mode is what Keras' model does inside, for the published files:
   ``x / 255``, then ImageNet mean/std (the torch mode's numbers). A file of your own may carry
   other constants: ``weights.transforms`` and the loaded model's preprocessing use the file's.
 
-Each mode is also a mean/std on [0, 1] input (``weights.keras_format.MODES``), which is how the
+Each mode is also a mean/std on [0, 1] input (``weights.keras.conversion.MODES``), which is how the
 Keras tags record it: ``weights.transforms(tag)`` and ``python -m nets classify`` use the tag's
 mode without being told. ``mode_of(tag)`` names it.
 
@@ -34,8 +34,8 @@ from importlib import resources
 import numpy as np
 import torch
 
-from .keras_format import CAFFE_MEAN_RGB, MODES, TAG_MODES
-from .registry import IMAGENET_MEAN, IMAGENET_STD, get_tag
+from ..registry import IMAGENET_MEAN, IMAGENET_STD, get_tag
+from .conversion import CAFFE_MEAN_RGB, MODES, TAG_MODES
 
 __all__ = ["MODES", "decode_predictions", "mode_of", "preprocess_input", "wnids"]
 
@@ -99,7 +99,7 @@ def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]
     Keras models end in a softmax, ours return logits, so pass ``model(x).softmax(1)`` for
     probabilities.
     """
-    from .imagenet import categories
+    from ..imagenet import categories
 
     p = preds.detach().float().cpu() if isinstance(preds, torch.Tensor) else torch.tensor(preds)
     if p.dim() != 2 or p.shape[1] != 1000:

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import has_keys, register_layout
-from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_rules
-from .torchvision_resnet import RESNET_RULES, stage_block
+from ..layouts import has_keys, register_layout
+from ..registry import Preprocessing, WeightTag, register
+from ..renames import StateDict, apply_rules
+from ..torchvision.resnet import RESNET_RULES, stage_block
 
 LEGACY_RULES = [
     (r"layer0\.conv1\.", "stem.conv1.conv."),

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
-from .registry import Preprocessing, WeightTag, register
-from .renames import StateDict, apply_rules
+from ..layouts import register_layout
+from ..registry import Preprocessing, WeightTag, register
+from ..renames import StateDict, apply_rules
 
 MOBILENET_V1_RULES = [
     (r"conv_stem\.", "stem.conv."),

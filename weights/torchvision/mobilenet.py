@@ -23,9 +23,9 @@ from collections.abc import Callable, Collection, Mapping
 
 import torch
 
-from .layouts import block_prefixes, has_keys, register_layout
-from .registry import register_torchvision
-from .renames import StateDict, apply_prefixes
+from ..layouts import block_prefixes, has_keys, register_layout
+from ..renames import StateDict, apply_prefixes
+from .tag import register_torchvision
 
 # Blocks per stage (our stages 0, 1, ...), in torchvision's order features.1, features.2, ...
 # Only for a conversion without a model to load into (``weights.resolve`` called alone): the

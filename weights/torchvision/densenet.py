@@ -21,9 +21,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import register_layout
-from .registry import register_torchvision
-from .renames import StateDict, apply_rules
+from ..layouts import register_layout
+from ..renames import StateDict, apply_rules
+from .tag import register_torchvision
 
 ARCHS = ["densenet121", "densenet161", "densenet169", "densenet201"]
 

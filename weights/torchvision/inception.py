@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .layouts import has_keys, register_layout
-from .registry import register_torchvision
-from .renames import StateDict, apply_rules
+from ..layouts import has_keys, register_layout
+from ..renames import StateDict, apply_rules
+from .tag import register_torchvision
 
 # GoogLeNet: which stage each Inception module falls in (see nets.googlenet: the max-pool
 # that halves the grid opens the next stage).
