@@ -3,6 +3,7 @@
 # make classify: the sample photos through the real EfficientNet-Lite0 ImageNet weights.
 # make test: the whole test suite (what CI runs), one worker per core.
 # make test-fast: everything not marked slow, for the development loop.
+# make docs: the documentation as a static site in site/ (mkdocs, strict about broken links).
 # make conformance: every model through every conformance check; writes docs/conformance.md
 #                   (long: about an hour on 2 cores; make test runs a cheap part of it).
 # make gpu-check: on a GPU machine, the CUDA tests and a short CUDA benchmark (one folder).
@@ -16,7 +17,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo classify test test-fast conformance lint format clean gpu-check gpu-train-check gpu-all
+.PHONY: demo classify test test-fast docs conformance lint format clean gpu-check gpu-train-check gpu-all
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n auto -m "not slow and not conformance"
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 conformance: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.conformance -o docs/conformance.md
 
@@ -56,12 +60,12 @@ gpu-all:
 	bash -c '. benchmarks/gpu_preamble.sh && run_all'
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check common nets weights train benchmarks tests
-	$(VENV)/bin/ruff format --check common nets weights train benchmarks tests
+	$(VENV)/bin/ruff check common nets weights train benchmarks tests docs/_hooks
+	$(VENV)/bin/ruff format --check common nets weights train benchmarks tests docs/_hooks
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix common nets weights train benchmarks tests
-	$(VENV)/bin/ruff format common nets weights train benchmarks tests
+	$(VENV)/bin/ruff check --fix common nets weights train benchmarks tests docs/_hooks
+	$(VENV)/bin/ruff format common nets weights train benchmarks tests docs/_hooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -26,7 +26,7 @@ def tag_points() -> list[dict]:
         if "_notop_" in tag_name:
             continue  # the same weights without their classifier: no accuracy of their own
         size = tag.preprocessing.input_size
-        # Every tag's arch is registered (tests/test_api.py): a failure here is a bug to see,
+        # Every tag's arch is registered (tests/nets/test_api.py): a failure here is a bug to see,
         # not a bubble to leave out quietly.
         with torch.device("meta"):
             model = nets.create_model(tag.arch)

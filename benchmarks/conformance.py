@@ -3,7 +3,7 @@ PyTorch ecosystem's tools, at the smallest input it allows, random weights, eval
 
 Each check returns the largest absolute difference from the eager model where it compares
 outputs (``None`` where it checks a shape or a count), or raises ``AssertionError`` saying
-what differs. ``tests/test_conformance.py`` runs them under pytest; ``python -m
+what differs. ``tests/benchmarks/test_conformance.py`` runs them under pytest; ``python -m
 benchmarks.conformance -o docs/conformance.md`` (``make conformance``) runs them all for
 every model and writes the table.
 """
@@ -317,9 +317,9 @@ smallest input it allows (`nets.get_spec(name).min_input_size`, batch 1; batch 2
 backward pass in training mode and as the example of the dynamic-batch exports, which are
 then run at batches 1 and 3). A number is the largest absolute difference from the eager
 model's output; `ok` a check of shapes or counts. The checks are in
-`benchmarks/conformance.py`; `tests/test_conformance.py` runs the anatomy and FX checks on
-every model and the tools on four models in `make test`, and the tools on every model under
-`pytest -m conformance`.
+`benchmarks/conformance.py`; `tests/benchmarks/test_conformance.py` runs the anatomy and FX
+checks on every model and the tools on four models in `make test`, and the tools on every
+model under `pytest -m conformance`.
 
 - forward: logits shape, all finite; backward: every trainable parameter gets a gradient.
 - features+head: `forward_head(forward_features(x))` against `forward(x)`; pre_logits:

@@ -15,9 +15,9 @@
 #                        256 and torchvision's compiled twin at both, four compiles: ~60 s; the
 #                        network's --timeout 100 leaves it 40 s for the rest, and the step 10 s
 #                        of start-up
-#   cuda-tests  60 + 15  tests/test_inference.py -k cuda: three compiles (ResNet-18 at two
+#   cuda-tests  60 + 15  tests/nets/test_inference.py -k cuda: three compiles (ResNet-18 at two
 #                        shapes, ResNet-50 in float16) and CUDA graph captures
-#   cuda-smoke  70 + 15  tests/test_benchmarks.py::test_cuda_smoke on its own: ResNet-18 at
+#   cuda-smoke  70 + 15  tests/benchmarks/test_benchmarks.py::test_cuda_smoke on its own: ResNet-18 at
 #                        32 px in all seven modes, about fourteen (small) compiles; last, as the
 #                        likeliest to run out of time
 # Worst case: 300 s, the sum of the limits and grace periods (arithmetic on the timeouts,
@@ -69,7 +69,7 @@ step benchmark $((NETWORK_S * ${#nets[@]} + 10)) 10 benchmark.txt \
 # 2. The CUDA tests (they skip without a GPU), with the figures they print; the smoke test
 #    apart, as it holds most of the compiles.
 step cuda-tests 60 15 cuda-tests.txt "${PYTEST[@]}" -k cuda \
-    --deselect tests/test_benchmarks.py::test_cuda_smoke tests/test_inference.py tests/test_benchmarks.py
-step cuda-smoke 70 15 cuda-smoke.txt "${PYTEST[@]}" tests/test_benchmarks.py::test_cuda_smoke
+    --deselect tests/benchmarks/test_benchmarks.py::test_cuda_smoke tests/nets/test_inference.py tests/benchmarks/test_benchmarks.py
+step cuda-smoke 70 15 cuda-smoke.txt "${PYTEST[@]}" tests/benchmarks/test_benchmarks.py::test_cuda_smoke
 
 finish "$OUT/table.md"

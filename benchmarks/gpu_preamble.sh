@@ -124,11 +124,11 @@ not_reached() {  # what a dry run of LABEL's script leaves untried: all of it ru
             "bf16 autocast on the GPU (the amp mode ran the CPU's autocast here; the bf16 mode is CUDA only)"
             "CUDA memory peaks (peak_infer_mb, peak_train_mb from torch.cuda; here measured in CPU processes)"
             "the roofline's peak layer on the GPU in float16 and bfloat16"
-            "the CUDA tests: tests/test_inference.py -k cuda and tests/test_benchmarks.py::test_cuda_smoke skip without a GPU (the -k cuda tests that ran here fake CUDA on the CPU)"
+            "the CUDA tests: tests/nets/test_inference.py -k cuda and tests/benchmarks/test_benchmarks.py::test_cuda_smoke skip without a GPU (the -k cuda tests that ran here fake CUDA on the CPU)"
             "the limits' fit: ResNet-50's compiles at 224 px and batch 256 (this run's seconds say nothing about them)"
         ) ;;
         gpu-train-check) items=(
-            "the trainer's CUDA test: tests/test_train_fit.py::test_cuda_training_run skips without a GPU"
+            "the trainer's CUDA test: tests/train/test_train_fit.py::test_cuda_training_run skips without a GPU"
             "bf16 autocast in the training step (--amp auto stays float32 on the CPU)"
             "uint8 batches normalised on the GPU after the copy (on by default on CUDA only; here normalised in the loader)"
             "pinned memory and non-blocking copies to the GPU (the loaders pin on CUDA only)"

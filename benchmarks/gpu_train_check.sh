@@ -13,7 +13,7 @@
 # grace). None of these steps has run on a GPU: the limits are a share of gpu-all's 470 s,
 # and the summary's seconds per step, from the first run, are what to resize them from.
 #   device      15 + 5   torch, the GPU and the machine (OUT/device.txt)
-#   cuda-test   30 + 15  tests/test_train_fit.py -k cuda: LeNet-5 on the digits, 4 epochs
+#   cuda-test   30 + 15  tests/train/test_train_fit.py -k cuda: LeNet-5 on the digits, 4 epochs
 #   photos      20 + 5   the JPEG folder (one process a core) and the weights file
 #   defaults    40 + 5   train-loop, the trainer's defaults: the folder decoded into memory
 #                        first, then augmented from there
@@ -52,7 +52,7 @@ source benchmarks/gpu_preamble.sh
 begin gpu-train-check
 
 # 1. The trainer's CUDA test (it skips without a GPU), with the figure it prints.
-step cuda-test 30 15 cuda-test.txt "${PYTEST[@]}" -k cuda tests/test_train_fit.py
+step cuda-test 30 15 cuda-test.txt "${PYTEST[@]}" -k cuda tests/train/test_train_fit.py
 
 # 2. The folder: PER_CLASS JPEGs in each of three classes, written by one process a core
 #    into a scratch folder that becomes DATA only when complete; then the weights file.

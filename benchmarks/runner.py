@@ -46,7 +46,7 @@ def fast_backend(device: torch.device, chosen: str | None = None) -> str:
 def fast_dtype(mode: str, device: torch.device) -> torch.dtype:
     """The precision the fast path runs ``mode`` in on ``device``."""
     if mode == "fast" and device.type == "cuda":
-        return torch.float16  # bfloat16 loses the top-1 on real images (tests/test_inference)
+        return torch.float16  # bfloat16 loses the top-1 on real images (tests/nets/test_inference)
     return torch.float32
 
 

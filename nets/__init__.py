@@ -13,29 +13,8 @@ from weights.errors import (
     WeightsError,
 )
 
-# Importing a family module registers its models.
-from . import (  # noqa: F401
-    alexnet,
-    densenet,
-    efficientnet,
-    efficientnet_lite,
-    googlenet,
-    inception_resnet_v2,
-    inception_v3,
-    inception_v4,
-    lenet,
-    mobilenet_v1,
-    mobilenet_v2,
-    mobilenet_v3,
-    nasnet,
-    resnet,
-    resnet_v2,
-    seresnet,
-    unet,
-    vgg,
-    visualize,
-    xception,
-)
+# Importing the families registers their models.
+from . import models, visualize  # noqa: F401
 from .base import AuxOutputs, ClassifierHead, FeatureInfo, MLPHead, Network
 from .blocks import *  # noqa: F403
 from .blocks import __all__ as _blocks

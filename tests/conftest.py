@@ -15,7 +15,7 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 # The archs whose weights files a collected test checks against their source
-# (``@pytest.mark.parity(arch, ...)``): tests/test_parity.py holds every Keras tag to one.
+# (``@pytest.mark.parity(arch, ...)``): tests/weights/test_parity.py holds every Keras tag to one.
 PARITY = pytest.StashKey[set]()
 COLLECTED_FILES = pytest.StashKey[set]()
 

@@ -129,3 +129,37 @@ def test_weights_convert_points_to_nets(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: convert needs the architecture") and "\n" not in err
     assert "python -m nets convert" in err
+
+
+def _build_site(config: Path, site: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d"]
+    return subprocess.run(
+        [*command, str(site)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_the_site_builds_strictly(tmp_path):
+    """make docs: every page, link and anchor of docs/ resolves, and the measured results the
+    pages link outside docs/ are copied into the site."""
+    done = _build_site(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert done.returncode == 0, done.stderr[-3000:]
+    site = tmp_path / "site"
+    assert {"index.html", "model_table.html", "training.html"} <= {p.name for p in site.iterdir()}
+    assert (site / "_repo/benchmarks/results/cpu-2026-11-22/throughput.png").is_file()
+
+
+def test_the_site_refuses_a_broken_link(tmp_path):
+    import shutil
+
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    with open(tmp_path / "docs" / "cli.md", "a", encoding="utf-8") as page:
+        page.write("\n[a page that is not there](nowhere.md)\n")
+    done = _build_site(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert done.returncode != 0
+    assert "nowhere.md" in done.stderr

@@ -46,7 +46,7 @@ def weights_identity(model: nn.Module) -> str:
 
 def fast_dtype(device: torch.device, amp: str) -> torch.dtype:
     """The fast path's precision for features: float16 on CUDA (it keeps the float32 top-1
-    on real images where bfloat16 does not; tests/test_inference.py), unless ``--amp off``
+    on real images where bfloat16 does not; tests/nets/test_inference.py), unless ``--amp off``
     asks for float32; float32 on the CPU, which has no fast half-precision kernels."""
     return torch.float16 if device.type == "cuda" and amp != "off" else torch.float32
 

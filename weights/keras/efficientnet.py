@@ -94,7 +94,7 @@ def _efficientnet(b: int, depth_mult: float, input_size: int, top_chs: int, **fi
 # Figures: file_hash (MD5) from keras/src/applications/efficientnet.py's WEIGHTS_HASHES (with
 # the top, without it); top-1/top-5 from keras.io/api/applications' table; the counts are
 # Keras' trainable parameters (keras.applications.EfficientNetB<n>(weights=None), Keras
-# 3.15; tests/test_keras_efficientnet.py). Depth coefficient, resolution and the top conv's
+# 3.15; tests/weights/test_keras_efficientnet.py). Depth coefficient, resolution and the top conv's
 # width, round_filters(1280) at the width coefficient (1.0, 1.0, 1.1, 1.2, 1.4, 1.6, 1.8, 2.0):
 MODELS.update(
     {

@@ -11,7 +11,8 @@ from .tensors import conv_as_dense
 
 MODELS: dict[str, KerasModel] = {}
 
-# keras.applications.MobileNetV3Large / MobileNetV3Small -> nets.mobilenet_v3's keras_* archs.
+# keras.applications.MobileNetV3Large / MobileNetV3Small -> nets.models.mobilenet_v3's
+# keras_* archs.
 # Keras 3 names the layers ``conv``/``conv_bn`` (stem), ``expanded_conv_`` (block 0, no
 # expansion) and ``expanded_conv_<i>_`` + ``expand``, ``depthwise``, ``squeeze_excite_conv``,
 # ``squeeze_excite_conv_1``, ``project`` (each conv's BatchNorm ``<conv>_bn``), then
@@ -118,7 +119,7 @@ def _mobilenet_v3(size: str, alpha: float, minimalistic: bool, **figures) -> Ker
 # mobilenet_v3.py's WEIGHTS_HASHES (Keras 3.x); top-1 from its docstring's table; the counts
 # are Keras' trainable parameters (keras.applications.MobileNetV3X(weights=None, alpha=...,
 # minimalistic=..., include_top=...) in Keras 3.15; its totals add BatchNorm's moving
-# statistics; tests/test_keras_mobilenet_v3.py checks both).
+# statistics; tests/weights/test_keras_mobilenet_v3.py checks both).
 MODELS.update(
     (m.keras_name, m)
     for m in (

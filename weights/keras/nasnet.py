@@ -9,7 +9,7 @@ MODELS: dict[str, KerasModel] = {}
 
 # keras.applications' NASNet names its layers by cell: the stem cells "stem_1", "stem_2", the
 # normal cells "0" .. "N-1", N+1 .. 2N, 2N+1 .. 3N and the reduction cells "reduce_N",
-# "reduce_2N" (nets.nasnet: stages.0.0; stages.1.0 then stages.1.1 ..; stages.2.0 ..;
+# "reduce_2N" (nets.models.nasnet: stages.0.0; stages.1.0 then stages.1.1 ..; stages.2.0 ..;
 # stages.3.0 ..). Inside a cell: ``{normal,reduction}_conv_1_<id>``/``_bn_1_<id>`` (our
 # conv1x1); the "adjust" of prev: ``adjust_conv_1_<id>``, ``adjust_conv_2_<id>``,
 # ``adjust_bn_<id>`` (a factorized reduction) or ``adjust_conv_projection_<id>``,

@@ -64,7 +64,7 @@ class KerasModel:
     top1: float  # keras.io/api/applications (top-1, ImageNet val), or ``figures``
     top5: float | None  # None where none is published
     # Our parameter counts (= Keras' trainable parameters) with and without the top; Keras'
-    # totals add BatchNorm's moving statistics (REFERENCE.md; tests/test_keras.py checks both).
+    # totals add BatchNorm's moving statistics (tests/weights/test_keras.py checks both).
     params: tuple[int, int]
     # Our ConvNormActs for Keras' unnamed conv2d/batch_normalization layers, in creation order.
     unnamed: tuple[str, ...] = ()
@@ -98,7 +98,7 @@ DEPTHWISE = "depthwise.conv.weight"
 
 def by_resolution(strides: tuple[int, ...]) -> list[str]:
     """Our ``stages.<s>.<j>`` of each block: a new stage at every stride-2 block, as
-    ``nets.mobilenet_v1.group_by_resolution`` builds our stages."""
+    ``nets.models.mobilenet_v1.group_by_resolution`` builds our stages."""
     out, stage, index = [], 0, -1
     for i, stride in enumerate(strides):
         if stride > 1 and i > 0:

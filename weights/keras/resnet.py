@@ -49,12 +49,12 @@ MODELS: dict[str, KerasModel] = {
 
 # -- Keras' deeper ResNets (v1) and ResNet v2 ---------------------------------------------------
 # Figures: keras.io/api/applications (top-1/top-5); MD5s: keras.applications' resnet.py
-# WEIGHTS_HASHES; counts: ours = Keras' trainable parameters (tests/test_keras.py).
+# WEIGHTS_HASHES; counts: ours = Keras' trainable parameters (tests/weights/test_keras.py).
 RESNET_V2_LAST_STRIDE = (2, 2, 2, 1)  # Keras' stride sits in the last block of conv2 .. conv5
 
 
 def resnet_v2_moves(depths: tuple[int, ...]) -> tuple[Move, ...]:
-    """Keras' ResNet50V2/101V2/152V2 -> ``nets.resnet_v2``: Keras' ``conv<k>_block<b>`` in
+    """Keras' ResNet50V2/101V2/152V2 -> ``nets.models.resnet_v2``: Keras' ``conv<k>_block<b>`` in
     order, each onto our block; our stages begin at each stride-2 block (the last block of
     Keras' conv2 .. conv4), so they run one block later than Keras' stacks."""
     keras = [f"conv{s + 2}_block{b + 1}" for s, depth in enumerate(depths) for b in range(depth)]

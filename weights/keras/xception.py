@@ -5,7 +5,7 @@ from __future__ import annotations
 from .reader import Move, conv_bn
 from .record import KerasModel, Signature, standard_files
 
-# Xception: Keras blocks 2 .. 13 are our XceptionBlocks (nets.xception.BLOCKS) in their
+# Xception: Keras blocks 2 .. 13 are our XceptionBlocks (nets.models.xception.BLOCKS) in their
 # stages; the four strided blocks' 1x1 shortcut convs and their BatchNorms have no names of
 # their own (``conv2d``, ``batch_normalization``, in creation order, as in Inception v3), one
 # per strided block, in block order.

@@ -1,5 +1,5 @@
 """timm's ``nasnetalarge`` checkpoint (NASNet-A Large, Cadene's port of the TF-slim weights)
--> ours (``nets.nasnet``).
+-> ours (``nets.models.nasnet``).
 
 timm names the network flat: ``conv0`` (stem conv and BN), ``cell_stem_0``, ``cell_stem_1``,
 ``cell_0`` .. ``cell_17`` (normal cells, six per group), ``reduction_cell_0``,

@@ -1,6 +1,6 @@
 """timm's SE-ResNet checkpoints -> our key names.
 
-Two layouts, both onto ``nets.seresnet`` (a ResNet whose bottlenecks carry the SE module as
+Two layouts, both onto ``nets.models.seresnet`` (a ResNet whose bottlenecks carry the SE module as
 ``attn``, with ``reduce``/``expand`` 1x1 convs):
 
 - ``legacy_seresnet*`` (the SENet authors' Caffe models ported by Cadene, kept in timm's

@@ -7,9 +7,10 @@ first ReLU is left out in block 1, so the index of the k-th separable conv depen
 block; its depthwise conv is ``conv1`` and its pointwise conv ``pointwise``. The strided
 blocks' shortcut is ``skip`` (1x1 conv) with ``skipbn``.
 
-Ours (``nets.xception``) groups the blocks by resolution: block 1 -> ``stages.0.0``, block 2 ->
-``stages.1.0``, blocks 3-11 -> ``stages.2.0`` .. ``stages.2.8``, block 12 -> ``stages.3.0``,
-and the exit convs -> ``stages.3.conv3``/``stages.3.conv4``. Only names change; no tensor is
+Ours (``nets.models.xception``) groups the blocks by resolution: block 1 -> ``stages.0.0``,
+block 2 -> ``stages.1.0``, blocks 3-11 -> ``stages.2.0`` .. ``stages.2.8``, block 12 ->
+``stages.3.0``, and the exit convs -> ``stages.3.conv3``/``stages.3.conv4``. Only names change;
+no tensor is
 reshaped.
 """
 

@@ -1,7 +1,7 @@
 """torchvision's DenseNet checkpoints (``densenet121-a639ec97.pth``, ...) -> our key names.
 
 torchvision keeps everything but the classifier in one ``features`` Sequential. Where each
-module lands (see nets/densenet.py for the anatomy):
+module lands (see nets/models/densenet.py for the anatomy):
 
     features.conv0 / norm0                 -> stem.conv1.conv / stem.conv1.bn
     features.denseblock<b>.denselayer<l>.X -> stages.<b-1>.block.<l-1>.X

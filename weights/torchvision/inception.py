@@ -8,7 +8,7 @@ them out when loading (``nets.load_pretrained`` drops ``aux.*`` keys the model l
 Every conv here is torchvision's ``BasicConv2d`` (``conv``, ``bn``), which is our
 ``ConvNormAct`` with the same child names, so the tables only move modules; no tensor is
 reshaped. ``transform_input`` (the re-normalisation to [-1, 1] these weights need) has no
-keys: the registered models switch it on (see ``nets.googlenet``).
+keys: the registered models switch it on (see ``nets.models.googlenet``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..layouts import has_keys, register_layout
 from ..renames import StateDict, apply_rules
 from .tag import register_torchvision
 
-# GoogLeNet: which stage each Inception module falls in (see nets.googlenet: the max-pool
+# GoogLeNet: which stage each Inception module falls in (see nets.models.googlenet: the max-pool
 # that halves the grid opens the next stage).
 GOOGLENET_STAGE = {"3": 0, "4": 1, "5": 2}
 
