@@ -69,6 +69,19 @@ class Settings:
     timeout: float | None = None  # seconds per network; None: no limit
     fast_backend: str | None = None  # optimize_for_inference's backend; None: fast_backend()
 
+    def __post_init__(self) -> None:
+        # As the command line's checks: counts are positive, and 0 is never "not given" (an
+        # input size of 0 would measure each model's own; 0 repeats has no median).
+        for name, value, optional in (("batch_size", self.batch_size, False),
+                                      ("input_size", self.input_size, True),
+                                      ("repeats", self.repeats, False)):  # fmt: skip
+            if value is None and optional:
+                continue
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"Settings.{name} must be a positive integer, got {value!r}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"Settings.timeout must be a positive number, got {self.timeout!r}")
+
 
 class NetworkTimeout(Exception):
     """A network's measurement ran past ``Settings.timeout``."""

@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 import common
+import nets
 import weights
-from common import atomic_write_text
+from common import atomic_write_text, cli
 from train.config import TrainConfig, validate
 from train.context import setup, teardown
 from train.epochs import make_step
@@ -39,7 +40,7 @@ IMAGE_STRATEGIES = ("fine-tune", "feature-extract", "scratch")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks train-loop", description=__doc__)
+    p = common.ArgumentParser(prog="python -m benchmarks train-loop", description=__doc__)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="an image folder or CSV, as train fit takes")
     p.add_argument("--strategy", choices=IMAGE_STRATEGIES, default="fine-tune")
@@ -50,10 +51,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=20, help="timed steps of each (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    p.add_argument("--num-workers", type=int, help="loader processes (default: the trainer's)")
+    # Ranges are the trainer's checks (train.config.validate), with its wording.
+    p.add_argument("--batch-size", type=cli.integer, default=32)
+    p.add_argument("--steps", type=cli.integer, default=20, help="timed steps of each (default 20)")
+    p.add_argument("--warmup", type=cli.integer, default=3, help="untimed steps first (default 3)")
+    p.add_argument(
+        "--num-workers", type=cli.integer, help="loader processes (default: the trainer's)"
+    )
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument(
         "--normalize-on-device", action=argparse.BooleanOptionalAction, default=None,
@@ -65,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
         "time is the warm-up's, reported apart)",
     )  # fmt: skip
     p.add_argument(
-        "--cache-memory", type=float, metavar="GiB",
+        "--cache-memory", type=cli.number, metavar="GiB",
         help="as train fit: GiB of decoded images held in memory (default: a quarter of the "
         "RAM; 0: every image decoded from disk each time, what a folder too large for the "
         "cache gets)",
@@ -210,7 +214,7 @@ def main(argv: list[str]) -> int:
             text = json.dumps(result, indent=1) + "\n"
             atomic_write_text(args.out / "train-loop.json", text)
             atomic_write_text(args.out / "train-loop.md", table(result) + "\n")
-    except (TrainError, weights.WeightsError, common.WriteError) as exc:
+    except (TrainError, nets.NetsError, weights.WeightsError, common.WriteError) as exc:
         print(f"error: {common.one_line(exc)}", file=sys.stderr)
         return 2
     print(table(result))

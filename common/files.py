@@ -39,6 +39,10 @@ def _why(exc: OSError) -> str:
 _DESTINATION_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
+# The name of check_writable's probe file begins so: what lists a folder may pass it over.
+PROBE_PREFIX = ".write-test-"
+
+
 def check_writable(folder: str | os.PathLike, what: str = "output folder") -> None:
     """Raise ``WriteError`` (one line naming ``folder`` and ``what`` it is for) unless files
     can be created in ``folder``, or in the folder that would hold it when it does not exist
@@ -55,7 +59,7 @@ def check_writable(folder: str | os.PathLike, what: str = "output folder") -> No
     if probe_in.exists() and not probe_in.is_dir():
         raise WriteError(f"{what} {str(folder)!r} cannot be written: {str(probe_in)!r} is a file")
     try:
-        fd, tmp = tempfile.mkstemp(dir=probe_in, prefix=".write-test-", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=probe_in, prefix=PROBE_PREFIX, suffix=".part")
     except OSError as exc:
         verb = "write to" if probe_in == folder else "create"
         raise WriteError(f"{what}: cannot {verb} folder {str(folder)!r} ({_why(exc)})") from None

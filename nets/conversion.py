@@ -22,16 +22,30 @@ from .factory import create_model
 __all__ = ["convert_checkpoint"]
 
 
-def convert_checkpoint(src: str, arch: str, output: str | Path) -> str:
+def convert_checkpoint(src: str, arch: str, output: str | Path, *, overwrite: bool = False) -> str:
     """Write ``src`` (a checkpoint file or a registered tag) converted for ``arch`` to
     ``output`` (safetensors with our metadata), atomically and only if it loads into
-    ``arch``; return the one line that says what was written."""
+    ``arch``; return the one line that says what was written.
+
+    ``output`` must end in ``.safetensors`` (what is written), and an existing file there is
+    replaced only if it is a checkpoint written by this library, or with ``overwrite``."""
     output = Path(output)
     # Before reading a checkpoint of hundreds of megabytes, not after converting it.
     common.check_writable(output.parent, "-o/--output")
     if output.is_dir():
         raise wts.WeightsError(f"-o/--output {str(output)!r} is a folder; give a file name such "
                                f"as {str(output / 'model.safetensors')!r}")  # fmt: skip
+    if output.suffix.lower() != ".safetensors":
+        # A .pth name would promise torch.load a file it cannot read.
+        raise wts.WeightsError(
+            f"-o/--output {str(output)!r}: the file written is safetensors; give a name "
+            f"ending in .safetensors, such as {str(output.with_suffix('.safetensors'))!r}"
+        )
+    if output.exists() and not overwrite and not _written_by_us(output):
+        raise wts.WeightsError(
+            f"-o/--output {str(output)!r} exists and is not a checkpoint written by nets: "
+            "pass --overwrite to replace it, or another -o"
+        )
     tag = None
     if src in wts.list_tags():
         tag = wts.get_tag(src)
@@ -69,6 +83,21 @@ def convert_checkpoint(src: str, arch: str, output: str | Path) -> str:
         f"{path} ({source}) -> {output}: {len(state_dict)} tensors for {arch}"
         f"{f', preprocessing of {tag.name}' if tag and not own else said}"
     )
+
+
+def _written_by_us(path: Path) -> bool:
+    """Whether ``path`` is a safetensors file with this library's metadata (a converted
+    file, a trainer's best.safetensors): one that a new conversion may replace. Reads the
+    header only."""
+    from safetensors import safe_open
+
+    try:
+        if wts.sniff_format(path) != "safetensors":
+            return False
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("format") == NETS
+    except Exception:  # noqa: BLE001 - unreadable, truncated, not ours: all mean "not ours"
+        return False
 
 
 def _expected_keys(arch: str) -> list[str] | None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import common
 import weights as wts
+from common import cli
 from nets.errors import NetsError
 
 from .config import add_config_arguments, config_from_args
@@ -31,6 +32,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     metrics = evaluate_checkpoint(
         args.checkpoint, args.data, batch_size=args.batch_size, split=args.split
     )
+    if "warning" in metrics:  # on stderr too: the figures on stdout may go to a file
+        print(f"warning: {metrics['warning']}", file=sys.stderr)
     print(metrics["report"])
     return 0
 
@@ -57,7 +60,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n")[0])
+    parser = common.ArgumentParser(prog="python -m train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run-val: score only the validation split the training run held out of DATA "
         "(same --val-split and seed), for the folder it was trained on",
     )  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=cli.integer, default=64)
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("predict", help="classify images (writes a CSV) or segment them (mask "
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.safetensors")
     p.add_argument("--output", default="predictions.csv", help="CSV to write")
-    p.add_argument("--top", type=int, default=5, help="classes listed per image")
+    p.add_argument("--top", type=cli.integer, default=5, help="classes listed per image")
     p.add_argument(
         "--masks", default="predicted_masks",
         help="segmentation checkpoints: folder for the predicted masks (palette PNGs, one per "

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from common import cli
+
 from .errors import TrainError
 
 STRATEGIES = ("auto", "linear-probe", "feature-extract", "fine-tune", "scratch")
@@ -271,12 +273,28 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.resume and config.overwrite:
         raise TrainError("--resume continues the run in --out and --overwrite replaces it: "
                          "pass one of them")  # fmt: skip
+    _check_scratch_weights(config)
     _check_device(config.device)
     import nets  # an unknown model is reported now, with the close names, not after the data
 
     spec = nets.get_spec(config.model)
     _check_task(config, spec.family)
     return config
+
+
+def _check_scratch_weights(config: TrainConfig) -> None:
+    """Scratch starts from random weights: a weights file or tag given with it would be
+    ignored without a word (a truncated file too), so it is refused. ``none`` says the
+    same as scratch and passes."""
+    given = config.weights
+    if config.strategy != "scratch" or given is None:
+        return
+    if not (isinstance(given, str) and given.lower() == "none"):
+        raise TrainError(
+            f"--strategy scratch trains from random weights, so --weights {given} would be "
+            "ignored: leave --weights out, or pick a strategy that starts from it (fine-tune, "
+            "feature-extract, linear-probe, auto)"
+        )
 
 
 def _check_task(config: TrainConfig, family: str) -> None:
@@ -360,7 +378,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 help=help_text,
             )
             continue
-        kind = {"int": int, "float": float, "str": str}
+        # One line naming the option for a value that is not a number ("--batch-size
+        # must be an integer, got 'abc'"), not argparse's "invalid int value".
+        kind = {"int": cli.integer, "float": cli.number, "str": str}
         base = f.type.split(" |")[0]
         parse = kind.get(base, str)
         if "None" in f.type:

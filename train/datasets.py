@@ -130,9 +130,39 @@ def _validation_folder(root: Path, splits: dict[str, Path]) -> Path | None:
     return splits.get(TEST_NAME)
 
 
+def display_name(name: str | os.PathLike) -> str:
+    """``name`` as text any file, picture or terminal takes: a file name that is not valid
+    UTF-8 (its bytes arrive as surrogates, which neither matplotlib nor a UTF-8 file can
+    write) has its bad bytes as backslash escapes (``caf\\xe9``); other names are unchanged."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _class_names(root: Path, folders: list[Path]) -> list[str]:
+    """The class names of ``folders``, those not valid UTF-8 escaped (``display_name``)
+    with a warning that says so: every run, report, checkpoint and prediction then names
+    the class the same way, and ``eval`` on the same folder finds the same names."""
+    names = [display_name(p.name) for p in folders]
+    escaped = [n for p, n in zip(folders, names, strict=True) if n != p.name]
+    if escaped:
+        shown = ", ".join(f"'{n}'" for n in escaped[:3]) + (" ..." if len(escaped) > 3 else "")
+        warnings.warn(
+            f"{len(escaped)} class folder name(s) in '{display_name(root)}' are not valid "
+            f"UTF-8: the class is named with backslash escapes ({shown}) in the run's "
+            "reports, checkpoints and predictions",
+            stacklevel=4,
+        )
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise TrainError(
+                f"image folder '{display_name(root)}' has two class folders named "
+                f"'{twice[0]}' once the one that is not valid UTF-8 is escaped: rename one"
+            )
+    return names
+
+
 def _scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list, list[str]]:
     folders = _class_folders(root)
-    names = [p.name for p in folders]
+    names = _class_names(root, folders)
     if classes is not None and names != classes:
         raise TrainError(
             f"{str(root)!r} has classes {names}, but the training folder has {classes}"
@@ -202,7 +232,7 @@ def _csv_image(csv_path: Path, file: str) -> Path:
     return Path(file) if os.path.isabs(file) else csv_path.parent / file
 
 
-def _same_file_key(path: str) -> str:
+def same_file_key(path: str) -> str:
     """One key per file on disk, however it is spelled (``./a.png``, a symlink to it)."""
     return os.path.normcase(os.path.realpath(path))
 
@@ -244,7 +274,7 @@ def _read_csv(path: Path) -> tuple[list, list[str]]:
             raise TrainError(f"{path}:{lineno}: image {file!r} does not exist")
         if not label:
             raise TrainError(f"{path}:{lineno}: image {file!r} has no label")
-        key = _same_file_key(str(full))
+        key = same_file_key(str(full))
         if key in first_row:
             line, old, written = first_row[key]
             if old != label:
@@ -276,7 +306,7 @@ def _check_each_image_once(train: list, val: list, dataset: str) -> None:
     seen: dict[str, tuple[str, int, str]] = {}
     for split, items in (("training", train), ("validation", val)):
         for item, label in items:
-            key = _same_file_key(str(item))
+            key = same_file_key(str(item))
             if key not in seen:
                 seen[key] = (split, label, str(item))
                 continue

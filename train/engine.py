@@ -23,7 +23,7 @@ from .errors import OUT_OF_MEMORY, TrainError
 from .features import default_cache_dir
 from .finish import finish
 from .loaders import make_loaders
-from .plan import build_network, check_out, plan_run, read_data
+from .plan import build_network, own_out, plan_run, read_data
 from .run import Run
 from .strategy import unet_encoder
 from .tasks import task_for
@@ -54,13 +54,17 @@ def fit(config: TrainConfig | dict | None = None, **overrides) -> dict:
     except OUT_OF_MEMORY:
         raise TrainError(run.out_of_memory()) from None
     finally:
+        if run.lock is not None:
+            run.lock.release()
         teardown(ctx)
 
 
-def _check_writable(cfg: TrainConfig) -> None:
-    """Before any work: a run that would be refused at the end is refused now."""
+def _check_writable(run: Run) -> None:
+    """Before any work: a run that would be refused at the end is refused now, and a given
+    --out becomes this run's (its lock) before anything is written there."""
+    cfg = run.config
     if cfg.out:
-        check_out(Path(cfg.out), cfg.resume, cfg.overwrite)
+        own_out(run, Path(cfg.out))
     else:  # runs/<model>-<strategy>: the strategy (auto) is known later, the folder now
         common.check_writable(Path("runs"), "--out (default runs/)")
     if cfg.strategy in ("linear-probe", "auto"):
@@ -100,7 +104,7 @@ def _train_epochs(run: Run) -> None:
 def _fit(run: Run) -> dict:
     """The phases of a run in order: check the output, read the data, plan, build the
     network, the loaders and the step, restore a resumed run, train the epochs, finish."""
-    _check_writable(run.config)
+    _check_writable(run)
     torch.manual_seed(run.config.seed)
     read_data(run)
     plan_run(run)

@@ -8,12 +8,14 @@ from pathlib import Path
 import torch
 
 import common
+from common.files import PROBE_PREFIX
 
 from . import checkpoint as ckpt
 from .config import DEFAULTS, TrainConfig
 from .context import amp_dtype, say
 from .datasets import default_workers
 from .errors import TrainError
+from .lock import LOCK, lock_folder
 from .report import LOG, METRICS
 from .run import Run, RunPlan
 from .strategy import apply_freezing, build_model, starting_weights
@@ -35,7 +37,11 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {str(out)!r} is a file, not a folder")
     if not (resume or overwrite) and out.is_dir():
-        entries = sorted(p.name for p in out.iterdir())
+        # A lock file alone is what a run killed before writing anything leaves; a write
+        # probe is another process of this run checking the folder at the same moment.
+        entries = sorted(
+            p.name for p in out.iterdir() if p.name != LOCK and not p.name.startswith(PROBE_PREFIX)
+        )
         if entries:
             shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
             raise TrainError(
@@ -44,6 +50,19 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
             )
     # Now, not at the first checkpoint an epoch (or a feature pass) later.
     common.check_writable(out, "--out")
+
+
+def own_out(run: Run, out: Path) -> None:
+    """Check ``out`` (``check_out``) and make it this run's: the main process takes its
+    lock (``train.lock.lock_folder``), held until the run ends (``fit`` releases it), before
+    anything is written there. A folder another run holds is refused in one line."""
+    cfg = run.config
+    check_out(out, cfg.resume, cfg.overwrite)
+    if run.context.is_main:
+        run.lock = lock_folder(out)
+        # Again, now that no other run can write there: one may have filled the folder
+        # (and ended) between the first check and the lock.
+        check_out(out, cfg.resume, cfg.overwrite)
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
@@ -125,8 +144,8 @@ def plan_run(run: Run) -> None:
     _say_defaults(run, strategy)
     defaults = DEFAULTS[strategy]
     out = Path(cfg.out or f"runs/{cfg.model}-{strategy}")
-    if not cfg.out:  # a given --out was checked before any work
-        check_out(out, cfg.resume, cfg.overwrite)
+    if not cfg.out:  # a given --out was checked and locked before any work
+        own_out(run, out)
     run.plan = RunPlan(
         strategy=strategy,
         reason=reason,

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,15 @@ from weights.preprocess import channel_stats
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .datasets import (
+    DIGITS,
     IMAGE_EXTENSIONS,
     ImageDataset,
     collate,
+    display_name,
     eval_transform,
+    load_data,
     load_eval_data,
+    same_file_key,
 )
 from .errors import TrainError
 from .masks import mask_image
@@ -139,11 +144,38 @@ def evaluate_checkpoint(
     metrics["skipped_images"] = len(skipped)
     metrics["classes"] = classes
     metrics["scored"] = where
+    seen = 0 if split == "run-val" else _trained_on(items, cfg)
+    metrics["training_images_scored"] = seen
     summary = f"scored {metrics['count']} of {len(items)} images: {where}"
     if skipped:
         summary += f" ({len(skipped)} unreadable, skipped)"
+    if seen:
+        metrics["warning"] = (
+            f"{seen} of the {len(items)} images scored are images the run trained on (its "
+            f"--data {cfg.data}): the figures overstate how it does on new images; --split "
+            "run-val scores only the part it held out"
+        )
+        summary = f"warning: {metrics['warning']}\n{summary}"
     metrics["report"] = summary + "\n" + format_metrics(metrics, classes, empty="no images")
     return metrics
+
+
+def _trained_on(items: list[tuple[object, int]], cfg: TrainConfig) -> int:
+    """How many of the files in ``items`` are the run's own training images: its --data
+    read and split again as the run did (same fraction, seed and cap). 0 where that cannot
+    be told (the bundled digits, whose scored part is always the held-out one; data moved
+    or gone since)."""
+    if cfg.data == DIGITS or not items or not isinstance(items[0][0], str):
+        return 0
+    try:
+        with warnings.catch_warnings():  # the run's data was warned about when it trained
+            warnings.simplefilter("ignore")
+            data = load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed,
+                             max_per_class=cfg.max_per_class)  # fmt: skip
+    except (TrainError, OSError):
+        return 0
+    trained = {same_file_key(str(f)) for f, _ in data.train}
+    return sum(same_file_key(f) in trained for f, _ in items)
 
 
 def _evaluate_segmentation(
@@ -216,17 +248,19 @@ def predict(
             raise TrainError(f"--output {output!r} is a folder; give a file name such as "
                              f"{str(Path(output) / 'predictions.csv')!r}")  # fmt: skip
     model, classes, pre, config = load_trained(path)
+    files = _expand(images)
+    _warn_escaped(files)
     if config.get("task") == SEGMENTATION:
-        rows = predict_masks(model, classes, pre, _expand(images), masks)
+        rows = predict_masks(model, classes, pre, files, masks)
         if output:
             _write_csv(output, rows, ["path", "mask", "classes"])
         return rows
     transform = eval_transform(pre, model.in_chans)
-    ds = ImageDataset([(f, 0) for f in _expand(images)], transform, model.in_chans)
+    ds = ImageDataset([(f, 0) for f in files], transform, model.in_chans)
     rows = []
     for i in range(len(ds)):
         x, _ = ds[i]
-        file = ds.items[i][0]
+        file = display_name(ds.items[i][0])
         if x is None:
             rows.append({"path": file, "prediction": "", "confidence": "", "top": "unreadable"})
             continue
@@ -246,6 +280,19 @@ def predict(
     if output:
         _write_csv(output, rows, ["path", "prediction", "confidence", "top"])
     return rows
+
+
+def _warn_escaped(files: list[str]) -> None:
+    """Say which file names are not valid UTF-8: the rows and the CSV name them with
+    backslash escapes (``display_name``), as a UTF-8 CSV cannot hold their bytes."""
+    escaped = [shown for f in files if (shown := display_name(f)) != f]
+    if escaped:
+        more = f" and {len(escaped) - 1} more" if len(escaped) > 1 else ""
+        warnings.warn(
+            f"{len(escaped)} image file name(s) are not valid UTF-8: the predictions name "
+            f"them with backslash escapes ({escaped[0]}{more})",
+            stacklevel=4,
+        )
 
 
 def _write_csv(output: str, rows: list[dict], fields: list[str]) -> None:
@@ -281,10 +328,11 @@ def predict_masks(
     ])  # fmt: skip
     rows, used = [], set()
     for file in files:
+        shown = display_name(file)  # what the rows and the CSV can hold
         try:
             image = load_image(file)
         except NetsError as exc:
-            rows.append({"path": file, "mask": "", "classes": f"unreadable: {exc}"})
+            rows.append({"path": shown, "mask": "", "classes": f"unreadable: {exc}"})
             continue
         image = image.convert("L") if model.in_chans == 1 else image
         x = transform(v2.functional.pil_to_tensor(image)).unsqueeze(0)
@@ -295,12 +343,12 @@ def predict_masks(
         shares = " ".join(f"{c}:{v:.1%}" for c, v in zip(classes, counts, strict=True) if v)
         written = ""
         if masks:
-            stem, k = Path(file).stem, 1
+            stem, k = Path(shown).stem, 1
             while (name := stem if k == 1 else f"{stem}-{k}") in used:
                 k += 1
             used.add(name)
             written = str(Path(masks) / f"{name}.png")
             pil = mask_image(mask)
             common.atomic_write(written, lambda tmp, pil=pil: pil.save(tmp, format="PNG"))
-        rows.append({"path": file, "mask": written, "classes": shares, "array": mask})
+        rows.append({"path": shown, "mask": written, "classes": shares, "array": mask})
     return rows

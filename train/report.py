@@ -1,4 +1,5 @@
-"""Metrics (top-1, top-5, per-class accuracy, confusion matrix), the JSON-lines log, plots."""
+"""Metrics (top-1, top-5 where there are more than 5 classes, per-class accuracy, confusion
+matrix), the JSON-lines log, plots."""
 
 from __future__ import annotations
 
@@ -16,9 +17,18 @@ from .masks import voc_palette
 LOG = "log.jsonl"  # one JSON line per epoch
 METRICS = "metrics.json"  # the final summary
 
+TOP_K = 5  # the top-k accuracy reported beside top-1
+
+
+def reports_top_k(num_classes: int) -> bool:
+    """Whether top-5 means anything: with 5 classes or fewer every image's label is among
+    the top 5, and a top-5 of 100% would be reported for any model."""
+    return num_classes > TOP_K
+
 
 class Meter:
-    """Accumulates a confusion matrix, top-5 hits and the summed loss over batches."""
+    """Accumulates a confusion matrix, top-5 hits and the summed loss over batches.
+    ``result`` has ``top5`` only for more than 5 classes (``reports_top_k``)."""
 
     def __init__(self, num_classes: int) -> None:
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
@@ -31,7 +41,7 @@ class Meter:
         pred = logits.argmax(1)
         n = self.confusion.shape[0]
         self.confusion += torch.bincount(target * n + pred, minlength=n * n).view(n, n)
-        k = min(5, n)
+        k = min(TOP_K, n)
         self.top5 += int((logits.topk(k, 1).indices == target[:, None]).any(1).sum())
         self.loss_sum += float(loss_sum)
         self.count += int(target.numel())
@@ -60,10 +70,11 @@ class Meter:
         total = max(self.count, 1)
         rows = self.confusion.sum(1).tolist()
         hits = self.confusion.diag().tolist()
+        top_k = {"top5": self.top5 / total} if reports_top_k(len(rows)) else {}
         return {
             "loss": self.loss_sum / total,
             "top1": float(self.confusion.diag().sum()) / total,
-            "top5": self.top5 / total,
+            **top_k,
             # None for a class without images: its accuracy is unknown, not 0%.
             "per_class": [h / n if n else None for h, n in zip(hits, rows, strict=True)],
             "confusion": self.confusion.tolist(),
@@ -187,9 +198,8 @@ def _save_fig(fig, path: Path) -> None:
 def format_metrics(
     metrics: dict, classes: list[str], *, empty: str = "no validation images"
 ) -> str:
-    lines = [
-        f"top-1 {metrics['top1']:.2%}  top-5 {metrics['top5']:.2%}  ({metrics['count']} images)"
-    ]
+    top5 = f"  top-5 {metrics['top5']:.2%}" if "top5" in metrics else ""
+    lines = [f"top-1 {metrics['top1']:.2%}{top5}  ({metrics['count']} images)"]
     width = max(len(c) for c in classes)
     for name, acc in zip(classes, metrics["per_class"], strict=True):
         lines.append(f"  {name.ljust(width)}  {empty if acc is None else f'{acc:.1%}'}")

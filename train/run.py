@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .checkpoint import TrainState
     from .config import TrainConfig
     from .context import Context
+    from .lock import FolderLock
     from .loop import Step
     from .strategy import Freezing
 
@@ -187,6 +188,7 @@ class Run:
     checkpoint: Path | None = None
     epoch_saved: int = 0
     feature_rate: float | None = None  # a linear probe's backbone pass, img/s (its cache's)
+    lock: FolderLock | None = None  # the main process's hold on --out (``plan.own_out``)
     # read_data
     data: Split = field(init=False)
     workers: int = field(init=False)  # loader processes

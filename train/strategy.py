@@ -38,7 +38,15 @@ def starts_from_weights(model_name: str, weights: str | None) -> bool:
 
 
 def starting_weights(model_name: str, strategy: str, weights: str | None) -> str | None:
-    """The weights a strategy starts from: none for scratch, else given or the default."""
+    """The weights a strategy starts from: none for scratch, else given or the default.
+    ``"none"`` means no weights, as it does everywhere: only scratch starts from none."""
+    if isinstance(weights, str) and weights.lower() == "none":
+        if strategy == "scratch":
+            return None
+        raise TrainError(
+            f"--weights none gives --strategy {strategy} no pretrained weights to start "
+            "from; use --strategy scratch"
+        )
     if strategy == "scratch":
         return None
     if weights is not None:

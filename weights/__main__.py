@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import one_line
+from common import ArgumentParser, one_line
 
 from .convert import detect_source
 from .errors import DtypeError, WeightsError
@@ -70,7 +70,7 @@ def _cmd_moved(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m weights", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m weights", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="registered weights tags")
     p.add_argument("pattern", nargs="?", default="*")

@@ -9,6 +9,7 @@ always by making the file system refuse the write, so each case is proven either
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -343,3 +344,184 @@ def test_out_of_memory_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsy
              f"the last checkpoint is kept: {out / 'checkpoint.pt'} (epoch 1)")  # fmt: skip
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert not [f for f in leftovers(out) if f.endswith(".part")]
+
+
+# -- a run owns its --out (section 2 of the command-line sweep) ------------------------------
+def test_a_folder_lock_is_exclusive_and_released(tmp_path):
+    from train.lock import LOCK, lock_folder
+
+    out = tmp_path / "new" / "run"
+    held = lock_folder(out)
+    assert (out / LOCK).read_text().strip() == str(os.getpid())
+    # A second hold through the same function (another open file, as another run's) fails.
+    with pytest.raises(train.TrainError) as refused:
+        lock_folder(out)
+    assert str(refused.value) == (
+        f"--out '{out}' is in use by another run (process {os.getpid()}), which holds its "
+        f"lock {LOCK}: wait for it to end, or pass another --out"
+    )
+    held.release()
+    # Released: the lock file is gone, and so are the folders taking it created (empty).
+    assert not (tmp_path / "new").exists()
+    again = lock_folder(out)
+    (out / "kept.txt").write_text("a run's file")
+    again.release()
+    assert sorted(p.name for p in out.iterdir()) == ["kept.txt"]
+
+
+def test_a_second_run_into_a_held_folder_is_refused_before_writing(tmp_path, capsys):
+    from train.lock import LOCK, lock_folder
+
+    out = tmp_path / "run"
+    held = lock_folder(out)  # what a first run, still training, holds
+    try:
+        for extra in ((), ("--overwrite",)):
+            code, err = fit_cli(capsys, "digits", out, "--max-per-class", "3", *extra)
+            one_line(code, err, f"--out '{out}' is in use by another run", "wait for it to end")
+            assert leftovers(out) == [LOCK]  # nothing of the refused run
+    finally:
+        held.release()
+
+
+def test_a_run_held_by_another_process_is_refused_and_a_killed_ones_lock_is_taken_over(
+    tmp_path, capsys
+):
+    """Two real processes: one holds --out (as a run does), the fit here is refused, naming
+    the process; killed (SIGKILL, as a crash), its lock is gone with it, and a run into the
+    folder, which holds only the stale lock file, trains."""
+    import subprocess
+    import sys
+
+    from train.lock import LOCK
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from train.lock import lock_folder; "
+         "lock_folder(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, err = fit_cli(capsys, "digits", out, "--max-per-class", "3", "--epochs", "1")
+        one_line(code, err, f"--out '{out}' is in use by another run (process {holder.pid})")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert leftovers(out) == [LOCK]  # a crash leaves the file, not the lock
+    code, err = fit_cli(capsys, "digits", out, "--max-per-class", "3", "--epochs", "1")
+    assert code == 0, err
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1]
+    assert LOCK not in leftovers(out)  # released at the end of the run
+
+
+# -- a given weights file is read or refused --------------------------------------------------
+def test_scratch_with_a_weights_file_is_refused(tmp_path, capsys):
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a": ')  # truncated
+    out = tmp_path / "run"
+    for given in (str(cut), "imagenet"):
+        code, err = fit_cli(capsys, "digits", out, "--weights", given)
+        one_line(code, err, f"--strategy scratch trains from random weights, so --weights "
+                 f"{given} would be ignored", "leave --weights out")  # fmt: skip
+    assert not out.exists()
+    # "none" is scratch's own meaning: accepted, as before.
+    from train.config import TrainConfig, validate
+
+    validate(TrainConfig(model="lenet5", strategy="scratch", weights="none"))
+    validate(TrainConfig(model="lenet5", strategy="scratch", weights="None"))
+
+
+# -- file names that are not UTF-8 -------------------------------------------------------------
+def non_utf8_folder(root: Path) -> Path:
+    """A class folder named b'caf\\xe9' (Latin-1, not UTF-8) beside 'dog', 6 PNGs each, two
+    of them with non-UTF-8 file names."""
+    root.mkdir(parents=True)
+    try:
+        os.mkdir(os.fsencode(root) + b"/caf\xe9")
+    except OSError as exc:  # macOS and some file systems refuse such names
+        pytest.skip(f"the file system refuses a non-UTF-8 name ({exc.strerror})")
+    rng = np.random.default_rng(0)
+    for cls, names in ((b"caf\xe9", [b"caf\xe9%d.png" % i for i in range(6)]),
+                       (b"dog", [b"dog%d.png" % i for i in range(6)])):  # fmt: skip
+        folder = os.fsencode(root) + b"/" + cls
+        os.makedirs(folder, exist_ok=True)
+        for name in names:
+            pixels = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+            Image.fromarray(pixels, "L").save(os.fsdecode(folder + b"/" + name), format="PNG")
+    return root
+
+
+def test_a_non_utf8_class_folder_trains_with_an_escaped_name_and_says_so(tmp_path, capsys):
+    data = non_utf8_folder(tmp_path / "d")
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match=r"not valid UTF-8: the class is named with backslash "
+                      r"escapes \('caf\\xe9'\)"):  # fmt: skip
+        code, err = fit_cli(capsys, str(data), out, "--epochs", "1", "--val-split", "0.5")
+    assert code == 0, err
+    # The whole report, the confusion matrix included (it died drawing it before).
+    for name in ("confusion.png", "accuracy.png", "metrics.json", "best.safetensors"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["classes"] == ["caf\\xe9", "dog"]
+
+    # predict: the CSV is written, the names escaped as the rows and the warning say.
+    csv_path = tmp_path / "predictions.csv"
+    with pytest.warns(UserWarning, match=r"6 image file name\(s\) are not valid UTF-8"):
+        code, err = run(capsys, "predict", str(data), "--checkpoint", str(out / "best.safetensors"),
+                        "--output", str(csv_path))  # fmt: skip
+    assert code == 0, err
+    rows = csv_path.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 13 and rows[1].startswith(f"{data}/caf\\xe9/caf\\xe90.png,")
+
+    # eval on the same folder: the escaped class names match the model's.
+    with pytest.warns(UserWarning, match="not valid UTF-8"):
+        ev = train.evaluate_checkpoint(str(out / "best.safetensors"), str(data))
+    assert ev["count"] == 12
+
+
+# -- what eval and the reports say ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def three_class_run(module_dir):
+    """One short run on a flat folder of three classes (split 50/50 by the run itself)."""
+    import contextlib
+    import io
+
+    data = png_folder(module_dir / "three", classes=("ant", "bee", "cow"), per_class=4)
+    out = module_dir / "three-run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        train.fit(model="lenet5", data=str(data), strategy="scratch", epochs=1, num_workers=0,
+                  val_split=0.5, progress=False, out=str(out))  # fmt: skip
+    return data, out, printed.getvalue()
+
+
+def test_top5_is_reported_only_for_more_than_five_classes(three_class_run):
+    from train.report import Meter
+
+    _, out, printed = three_class_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert "top5" not in metrics and "val_top5" not in log[0] and "top-5" not in printed
+    assert "top1" in metrics and "val_top1" in log[0] and "top-1" in printed
+    logits, target = torch.randn(4, 6), torch.tensor([0, 1, 2, 5])
+    for n, has in ((5, False), (6, True)):  # 6 classes and more: the keys as they were
+        meter = Meter(n)
+        meter.update(logits[:, :n], target.clamp(max=n - 1), 1.0)
+        assert ("top5" in meter.result()) is has, n
+
+
+def test_eval_on_the_runs_training_folder_warns(three_class_run, capsys):
+    data, out, _ = three_class_run
+    best = str(out / "best.safetensors")
+    code, err = run(capsys, "eval", "--checkpoint", best, "--data", str(data))
+    assert code == 0
+    warning = ("warning: 6 of the 12 images scored are images the run trained on (its --data "
+               f"{data}): the figures overstate")  # fmt: skip
+    assert len(err) == 1 and err[0].startswith(warning) and "--split run-val" in err[0]
+    ev = train.evaluate_checkpoint(best, str(data))
+    assert ev["training_images_scored"] == 6 and ev["report"].startswith(warning)
+    # Only what the run held out: no warning.
+    ev = train.evaluate_checkpoint(best, str(data), split="run-val")
+    assert ev["training_images_scored"] == 0 and "warning" not in ev
+    assert "warning" not in ev["report"] and ev["count"] == 6

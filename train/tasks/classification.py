@@ -1,5 +1,5 @@
 """Classification: one label per image, from an image folder, a CSV or the bundled digits;
-cross-entropy, top-1 and top-5 accuracy, the confusion matrix."""
+cross-entropy, top-1 and (for more than 5 classes) top-5 accuracy, the confusion matrix."""
 
 from __future__ import annotations
 
@@ -111,26 +111,32 @@ class ClassificationTask(Task):
     def meter(self, cfg: TrainConfig, n_classes: int) -> Meter:
         return Meter(n_classes)
 
+    # Top-5 only where the Meter reports it (more than 5 classes): with fewer it is 100%
+    # for any model. The keys of a run with more classes are as they always were.
     def epoch_metrics(self, train: dict, val: dict) -> dict:
-        return {
+        record = {
             "train_loss": train["loss"],
             "train_top1": train["top1"],
             "val_loss": val["loss"],
             "val_top1": val["top1"],
-            "val_top5": val["top5"],
         }
+        if "top5" in val:
+            record["val_top5"] = val["top5"]
+        return record
 
     def epoch_line(self, record: dict) -> str:
         r = record
+        top5 = f" top-5 {r['val_top5']:.2%}" if "val_top5" in r else ""
         return (
             f"train loss {r['train_loss']:.4f} top-1 {r['train_top1']:.2%}  val loss "
-            f"{r['val_loss']:.4f} top-1 {r['val_top1']:.2%} top-5 {r['val_top5']:.2%}"
+            f"{r['val_loss']:.4f} top-1 {r['val_top1']:.2%}{top5}"
         )
 
     def final_metrics(self, final: dict, classes: list[str]) -> dict:
+        top5 = {"top5": final["top5"]} if "top5" in final else {}
         return {
             "top1": final["top1"],
-            "top5": final["top5"],
+            **top5,
             "per_class": dict(zip(classes, final["per_class"], strict=True)),
         }
 
