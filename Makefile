@@ -60,12 +60,12 @@ gpu-all:
 	bash -c '. benchmarks/gpu_preamble.sh && run_all'
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check common nets weights train benchmarks tests docs/_hooks
-	$(VENV)/bin/ruff format --check common nets weights train benchmarks tests docs/_hooks
+	$(VENV)/bin/ruff check common nets weights train benchmarks tests docs/_hooks hubconf.py
+	$(VENV)/bin/ruff format --check common nets weights train benchmarks tests docs/_hooks hubconf.py
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix common nets weights train benchmarks tests docs/_hooks
-	$(VENV)/bin/ruff format common nets weights train benchmarks tests docs/_hooks
+	$(VENV)/bin/ruff check --fix common nets weights train benchmarks tests docs/_hooks hubconf.py
+	$(VENV)/bin/ruff format common nets weights train benchmarks tests docs/_hooks hubconf.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

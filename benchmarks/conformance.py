@@ -10,7 +10,6 @@ every model and writes the table.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import os
@@ -235,6 +234,43 @@ def check_onnx(model: nn.Module, program: torch.export.ExportedProgram | None = 
     return max(diffs)
 
 
+def check_torchscript(model: nn.Module) -> float:
+    """torch.jit.script of the model, run at batch 1 and 3."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated, and still shipped
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        return max(
+            _diff(scripted(x), model(x), f"torch.jit.script batch {x.shape[0]}")
+            for x in (example(model, 1), example(model, 3, seed=2))
+        )
+
+
+def check_timm_contract(model: nn.Module) -> None:
+    """timm's model contract: num_classes / num_features / head_hidden_size against the
+    outputs, timm's FeatureInfo over feature_info, forward_intermediates against the stages,
+    the layer-decay groups covering every parameter, pretrained_cfg's (C, H, W) input."""
+    import timm
+
+    x = example(model, 2)
+    with torch.no_grad():
+        logits, features = model(x), model.forward_features(x)
+        maps = model.forward_intermediates(x, intermediates_only=True)
+    assert model.num_classes == logits.shape[1], f"num_classes {model.num_classes}"
+    if isinstance(features, torch.Tensor):  # U-Net returns the encoder's maps
+        assert model.num_features == features.shape[1], f"num_features {model.num_features}"
+        with torch.no_grad():
+            hidden = model.forward_head(features, pre_logits=True).shape[1]
+        assert model.head_hidden_size == hidden, f"head_hidden_size {model.head_hidden_size}"
+    info = timm.models._features.FeatureInfo(model.feature_info, list(range(len(maps))))
+    assert info.channels() == [m.shape[1] for m in maps], "feature_info channels"
+    names = {n for n, _ in model.named_parameters()}
+    groups = timm.models.group_parameters(model, model.group_matcher(coarse=False))
+    assert {n for g in groups.values() for n in g} == names, "group_matcher misses parameters"
+    c, h, w = model.pretrained_cfg["input_size"]
+    assert c == model.in_chans and h == w == model.pretrained_cfg.preprocessing.input_size
+
+
 CHEAP: dict[str, Callable[[nn.Module], float | None]] = {
     "forward": check_forward,
     "backward": check_backward,
@@ -245,23 +281,29 @@ CHEAP: dict[str, Callable[[nn.Module], float | None]] = {
     "feature_info": check_feature_info,
     "fx": check_fx,
     "fx features": check_fx_features,
+    "timm contract": check_timm_contract,
 }
 TOOLS: dict[str, Callable[[nn.Module], float | None]] = {
     "dynamo": check_dynamo,
     "torch.export": check_export,
     "onnxruntime": check_onnx,
+    "torchscript": check_torchscript,
 }
+# What a table written before a check existed holds in that check's column.
+NOT_RUN = "not run"
 
 
 # -- the table -----------------------------------------------------------------------------
-def run_all(name: str) -> tuple[dict[str, str], float]:
-    """Every check on ``name``: cell text per check (``ok``, the max difference, or
-    ``FAIL: why``), and the seconds it took."""
+def run_all(name: str, only: list[str] | None = None) -> tuple[dict[str, str], float]:
+    """Every check on ``name`` (or the checks ``only``): cell text per check (``ok``, the max
+    difference, or ``FAIL: why``), and the seconds it took."""
     start = time.perf_counter()
     model = build(name)
     cells = {}
     program = None
     for check, fn in {**CHEAP, **TOOLS}.items():
+        if only is not None and check not in only:
+            continue
         try:
             if check in ("torch.export", "onnxruntime"):
                 program = program or _exported(model)
@@ -289,7 +331,8 @@ def table(rows: dict[str, tuple[dict[str, str], float]], header: str) -> str:
 
 def read_table(path: str) -> tuple[str, dict[str, tuple[dict[str, str], float]]]:
     """A table ``table`` wrote, back: the prose above it (kept as it is, hand-written notes
-    included) and its rows."""
+    included) and its rows. A table written before a check existed reads back with that
+    check ``NOT_RUN``, so that ``--update`` can fill the new column model by model."""
     checks = [*CHEAP, *TOOLS]
     try:
         text = open(path, encoding="utf-8").read()
@@ -297,14 +340,16 @@ def read_table(path: str) -> tuple[str, dict[str, tuple[dict[str, str], float]]]
         raise SystemExit(f"--update: cannot read {path} ({exc.strerror})") from None
     header, sep, body = text.partition("\n| model | ")
     names = [c.strip() for c in body.partition("\n")[0].split("|")]
-    if not sep or names[: len(checks)] != checks:
+    columns = names[:-2]  # the last two: the seconds column "s", and "" after its "|"
+    if not sep or names[-2:] != ["s", ""] or not columns or not set(columns) <= set(checks):
         raise SystemExit(f"--update: {path} has no table of the checks {', '.join(checks)}")
     rows = {}
     for line in body.splitlines()[2:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != len(checks) + 2:
+        if len(cells) != len(columns) + 2:
             break
-        rows[cells[0]] = (dict(zip(checks, cells[1:-1], strict=True)), float(cells[-1]))
+        found = dict(zip(columns, cells[1:-1], strict=True))
+        rows[cells[0]] = ({c: found.get(c, NOT_RUN) for c in checks}, float(cells[-1]))
     return header.rstrip("\n") + "\n", rows
 
 
@@ -329,14 +374,17 @@ model under `pytest -m conformance`.
   `nets.feature_extractor` returns.
 - fx: `torch.fx.symbolic_trace`; fx features: torchvision's `create_feature_extractor` on
   every stage.
+- timm contract: `num_classes`, `num_features`, `head_hidden_size` against the outputs, timm's
+  `FeatureInfo` over `feature_info`, `forward_intermediates` against the stages, the
+  `group_matcher` groups covering every parameter, `pretrained_cfg["input_size"]` as (C, H, W).
 - dynamo: `torch._dynamo.explain`, one graph and no graph break; torch.export: dynamic batch;
   onnxruntime: `torch.onnx.export` (the default exporter) of that program, run by
-  onnxruntime.
+  onnxruntime; torchscript: `torch.jit.script`, run at batches 1 and 3.
 """
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.conformance")
+    parser = common.ArgumentParser(prog="python -m benchmarks.conformance")
     parser.add_argument("-o", "--output", required=True, help="the markdown table to write")
     parser.add_argument("--models", nargs="*", default=None, help="default: every model")
     parser.add_argument(
@@ -344,9 +392,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the output's prose and its other models' rows; run only --models",
     )
+    parser.add_argument(
+        "--checks",
+        nargs="+",
+        choices=[*CHEAP, *TOOLS],
+        help="with --update: run only these checks, keeping the table's other cells "
+        "(a new column filled in without the hour of a whole run)",
+    )
     args = parser.parse_args(argv)
-    if args.update and not args.models:
-        parser.error("--update needs --models: the models whose rows to run again")
+    if args.update and not args.models and not args.checks:
+        parser.error("--update needs --models or --checks: what to run again")
+    if args.checks and not args.update:
+        parser.error("--checks keeps the table's other cells: it needs --update")
     import onnxruntime
     import torchvision
 
@@ -359,7 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         header, rows = read_table(args.output)
     for name in args.models or nets.list_models():
         try:
-            rows[name] = run_all(name)
+            if args.checks:
+                kept, seconds = rows.get(name, ({}, 0.0))
+                cells, more = run_all(name, args.checks)
+                rows[name] = ({**kept, **cells}, seconds + more)
+            else:
+                rows[name] = run_all(name)
         except Exception:  # noqa: BLE001
             traceback.print_exc()
             continue

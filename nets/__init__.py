@@ -4,6 +4,8 @@
 >>> model = nets.create_model("resnet50", weights="imagenet")
 """
 
+__version__ = "0.1.0"  # the package's version (pyproject.toml reads it from here)
+
 from weights.errors import (
     CheckpointFormatError,
     CorruptCheckpointError,
@@ -15,11 +17,17 @@ from weights.errors import (
 
 # Importing the families registers their models.
 from . import models, visualize  # noqa: F401
-from .base import AuxOutputs, ClassifierHead, FeatureInfo, MLPHead, Network
+from .base import AuxOutputs, ClassifierHead, FeatureInfo, FeatureInfoList, MLPHead, Network
 from .blocks import *  # noqa: F403
 from .blocks import __all__ as _blocks
 from .cost import count_macs
-from .errors import ImageError, InputSizeError, NetsError, UnknownModelError
+from .errors import (
+    ImageError,
+    InputSizeError,
+    NetsError,
+    UnknownModelError,
+    UnknownOptionError,
+)
 from .factory import create_model, load_pretrained
 from .features import FeatureExtractor, feature_extractor
 from .inference import optimize_for_inference
@@ -44,6 +52,7 @@ __all__ = [
     "DownloadError",
     "FeatureExtractor",
     "FeatureInfo",
+    "FeatureInfoList",
     "ImageError",
     "IncompatibleCheckpointError",
     "InputSizeError",
@@ -53,6 +62,7 @@ __all__ = [
     "PretrainedCfg",
     "Network",
     "UnknownModelError",
+    "UnknownOptionError",
     "UnknownTagError",
     "VisualizeError",
     "WeightsError",

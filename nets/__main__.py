@@ -18,6 +18,7 @@ import torch
 
 import common
 import weights as wts
+from common import cli
 
 from .catalog import catalog, markdown_table, text_table
 from .conversion import convert_checkpoint
@@ -53,7 +54,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    print(convert_checkpoint(args.src, args.arch, args.output))
+    print(convert_checkpoint(args.src, args.arch, args.output, overwrite=args.overwrite))
     return 0
 
 
@@ -99,6 +100,15 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     # A file written by `python -m train` names its arch, classes and input channels.
     meta = wts.read_checkpoint(args.weights)[1] if os.path.isfile(args.weights) else {}
     arch = args.model or meta.get("arch") or "efficientnet_lite0"
+    if get_spec(arch).family == "unet":  # before the model is built or an image read
+        source = f" ({args.weights})" if meta.get("arch") == arch else ""
+        raise NetsError(
+            f"{arch}{source} is a segmentation network (a class per pixel), not a classifier: "
+            "python -m train predict --checkpoint FILE IMAGE writes its masks"
+        )
+    if args.weights.lower() == "none":
+        print(f"note: {arch} with random weights (--weights none): the classes are noise",
+              file=sys.stderr)  # fmt: skip
     names = json.loads(meta["class_names"]) if "class_names" in meta else None
     model = create_model(
         arch,
@@ -121,6 +131,11 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             x = x[:, :1]  # the three channels of a grey image are equal
         with torch.no_grad():
             logits = model(x)
+        if logits.dim() != 2:  # one line, not decode_predictions' ValueError
+            raise NetsError(
+                f"{arch} returned shape {list(logits.shape)}, not one score per class: "
+                "classify needs a classifier"
+            )
         print(path)
         for _, name, prob in wts.decode_predictions(logits, top=args.top, categories_=names)[0]:
             print(f"  {name} ({100 * prob:.1f}%)")
@@ -244,24 +259,29 @@ def _add_show(sub) -> None:
         p.add_argument("-o", "--output", required=True, help="the .png to write")
         p.set_defaults(run=run)
         if kind == "features":
-            p.add_argument("--top-k", type=int, default=8, help="channels per stage")
+            p.add_argument("--top-k", type=cli.positive_int, default=8, help="channels per stage")
             p.add_argument(
-                "--stages", type=int, nargs="+", default=None, metavar="I",
+                "--stages", type=cli.integer, nargs="+", default=None, metavar="I",
                 help="stage indices (default: all; negative counts from the end)",
             )  # fmt: skip
         else:
-            p.add_argument("--top-k", type=int, default=3, help="predicted classes to show")
+            p.add_argument(
+                "--top-k", type=cli.positive_int, default=3, help="predicted classes to show"
+            )
             p.add_argument(
                 "--class", dest="target", default=None, metavar="NAME",
                 help="one class, by name or index, instead of the top predictions",
             )  # fmt: skip
             p.add_argument(
-                "--stage", type=int, default=-1, help="stage to explain (default: the last)"
+                "--stage",
+                type=cli.integer,
+                default=-1,
+                help="stage to explain (default: the last)",
             )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = common.ArgumentParser(
         prog="python -m nets",
         description="The library's models from the command line: list them, summarise and cost "
         "them, classify images, draw what they see, export them. Bad input (an unknown model, "
@@ -287,20 +307,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="a checkpoint file, or a registered tag")
     p.add_argument("--arch", required=True, help="the architecture, e.g. resnet50")
     p.add_argument("-o", "--output", required=True, help="where to write OUT.safetensors")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing -o that is not a checkpoint written by nets (one that is, "
+        "a converted file or a trainer's best.safetensors, is replaced without it)",
+    )  # fmt: skip
     p.set_defaults(run=_cmd_convert)
 
     p = sub.add_parser("summary", help="Keras-style table of layers, output shapes, parameters")
     p.add_argument("name")
     p.add_argument(
         "--input-size",
-        type=int,
+        type=cli.positive_int,
         default=None,
         help="square input side (default: the size the model was designed for)",
     )
     p.add_argument(
-        "--depth", type=int, default=None, help="module depth to list (default: every layer)"
+        "--depth", type=cli.positive_int, default=None,
+        help="module depth to list (default: every layer)",
+    )  # fmt: skip
+    p.add_argument(
+        "--num-classes", type=cli.positive_int, default=None, help="default: the model's own"
     )
-    p.add_argument("--num-classes", type=int, default=None, help="default: the model's own")
     p.add_argument(
         "--keras",
         action="store_true",
@@ -311,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cost", help="multiply-accumulates and parameters per stage or block")
     p.add_argument("name", help=f"a model, or one of: {', '.join(DEMOS)}")
-    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--input-size", type=cli.positive_int, default=None)
     p.add_argument("--per-block", action="store_true", help="one row per block")
     p.set_defaults(run=_cmd_cost)
 
@@ -322,8 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: the arch a trained file names, else efficientnet_lite0",
     )
-    p.add_argument("--weights", default="imagenet", help="'imagenet', a tag or a checkpoint path")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="'imagenet', a tag, a checkpoint path, or 'none' (random weights: noise)",
+    )
+    p.add_argument("--top", type=cli.positive_int, default=5, help="classes listed per image")
     p.set_defaults(run=_cmd_classify)
 
     _add_show(sub)
@@ -347,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dynamic-batch", action="store_true", help="a free batch dimension (default: 1)"
     )
-    p.add_argument("--input-size", type=int, default=None, help="default: the model's own")
+    p.add_argument(
+        "--input-size", type=cli.positive_int, default=None, help="default: the model's own"
+    )
     p.add_argument(
         "--half", action="store_true",
         help="float16 weights and arithmetic, float32 input and output",

@@ -6,16 +6,18 @@ stride (reduction), and freezing, feature pyramids and layer-wise learning rates
 per-family code.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: torch.fx records the traced forward's annotations
+# in its graph, and TorchScript cannot read them back as strings (scripting the graph of
+# torchvision's create_feature_extractor failed with "Unknown type name '_torch_Tensor_'").
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from .errors import InputSizeError
+from .errors import InputSizeError, NetsError
 
 POOLINGS = ("avg", "max", None)
 
@@ -27,11 +29,72 @@ _fx_tracing = getattr(
 
 
 @dataclass(frozen=True)
-class FeatureInfo:
+class FeatureInfo(Mapping):
+    """One stage's output: ``info.channels``, ``info.reduction``, ``info.module``. Also reads
+    as the dict timm's feature code expects (``info["num_chs"]``, ``"module" in info``), which
+    may add keys of its own (``info.setdefault("index", i)``); our four stay fixed."""
+
     stage: int
     channels: int
     reduction: int  # the stage output's stride relative to the input
     module: str  # e.g. "stages.2"
+    extra: dict = field(default_factory=dict, compare=False, repr=False)  # timm's additions
+
+    # timm's key -> our field
+    _TIMM_KEYS: ClassVar[dict[str, str]] = {
+        "num_chs": "channels", "reduction": "reduction", "module": "module", "stage": "stage"
+    }  # fmt: skip
+
+    def __getitem__(self, key: str) -> object:
+        if key in self._TIMM_KEYS:
+            return getattr(self, self._TIMM_KEYS[key])
+        return self.extra[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._TIMM_KEYS
+        yield from self.extra
+
+    def __len__(self) -> int:
+        return len(self._TIMM_KEYS) + len(self.extra)
+
+    def __setitem__(self, key: str, value: object) -> None:
+        if key in self._TIMM_KEYS:
+            raise TypeError(f"FeatureInfo[{key!r}] is fixed: it describes the network")
+        self.extra[key] = value
+
+    def setdefault(self, key: str, default: object = None) -> object:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
+class FeatureInfoList(list):
+    """``feature_info``: a list of ``FeatureInfo``, with timm's ``FeatureInfo`` accessors
+    (``channels()``, ``reduction()``, ``module_name()``, ``get_dicts()``) on top."""
+
+    def _pick(self, field: str, idx: int | Sequence[int] | None) -> list | int | str:
+        if idx is None:
+            return [getattr(info, field) for info in self]
+        if isinstance(idx, int):
+            return getattr(self[idx], field)
+        return [getattr(self[i], field) for i in idx]
+
+    def channels(self, idx: int | Sequence[int] | None = None) -> list[int] | int:
+        return self._pick("channels", idx)
+
+    def reduction(self, idx: int | Sequence[int] | None = None) -> list[int] | int:
+        return self._pick("reduction", idx)
+
+    def module_name(self, idx: int | Sequence[int] | None = None) -> list[str] | str:
+        return self._pick("module", idx)
+
+    def get_dicts(self, keys: Sequence[str] | None = None, idx=None) -> list[dict] | dict:
+        def one(info: FeatureInfo) -> dict:
+            return {k: info[k] for k in (keys or info)}
+
+        if isinstance(idx, int):
+            return one(self[idx])
+        return [one(self[i]) for i in (range(len(self)) if idx is None else idx)]
 
 
 class AuxOutputs(NamedTuple):
@@ -89,13 +152,27 @@ class ClassifierHead(nn.Module):
     def reset(self, num_classes: int) -> None:
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
+    def set_pooling(self, pooling: str | None, num_classes: int) -> None:
+        """``"avg"``, ``"max"``, or None for the feature map (with no classifier)."""
+        if pooling not in POOLINGS:
+            raise NetsError(f"global_pool must be 'avg', 'max' or '', got {pooling!r}")
+        if pooling is None and num_classes:
+            raise NetsError("global_pool='' returns feature maps and needs num_classes=0")
+        if pooling is None and type(self).forward is not ClassifierHead.forward:
+            raise NetsError("this head has layers after its pooling: global_pool must pool")
+        self.pooling = pooling
+        self.pool = _global_pool(pooling)
+        self.flatten = nn.Flatten(1) if pooling else nn.Identity()
 
-class MLPHead(nn.Module):
+
+class MLPHead(nn.ModuleDict):
     """The fully connected stack of LeNet, AlexNet and VGG: pool to a fixed grid, flatten,
     hidden Linear layers ``fc1``, ``fc2``, ... and the classifier ``fc``.
 
     ``dropout_first`` puts dropout before each hidden Linear (AlexNet as torchvision has it)
-    instead of after its activation (VGG).
+    instead of after its activation (VGG). The children are held in the order they run, a
+    ``ModuleDict`` that ``forward`` iterates: TorchScript compiles no ``getattr`` of a
+    computed name, and the keys stay ``fc1``, ``fc2``, ..., ``fc``.
     """
 
     def __init__(
@@ -111,30 +188,28 @@ class MLPHead(nn.Module):
     ) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
+        self.flatten = nn.Flatten(1)  # (N, C, h, w) -> (N, C*h*w)
         grid = pool_size if isinstance(pool_size, tuple) else (pool_size, pool_size)
         width = in_channels * grid[0] * grid[1]
         self.dropout_first = dropout_first
-        self.hidden_names = []
         for i, out in enumerate(hidden, start=1):
-            setattr(self, f"fc{i}", nn.Linear(width, out))
-            setattr(self, f"act{i}", act())
-            setattr(self, f"drop{i}", nn.Dropout(drop_rate) if drop_rate else nn.Identity())
-            self.hidden_names.append(i)
+            fc, activation = nn.Linear(width, out), act()
+            drop = nn.Dropout(drop_rate) if drop_rate else nn.Identity()
+            if dropout_first:
+                run = [("drop", drop), ("fc", fc), ("act", activation)]
+            else:
+                run = [("fc", fc), ("act", activation), ("drop", drop)]
+            self.update({f"{kind}{i}": layer for kind, layer in run})
             width = out
         self.fc = nn.Linear(width, num_classes) if num_classes else nn.Identity()
         self.num_features = width
         self.pooling = "avg"
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.pool(x), 1)  # (N, C, h, w) -> (N, C*h*w)
-        for i in self.hidden_names:
-            fc, act, drop = (
-                getattr(self, f"fc{i}"),
-                getattr(self, f"act{i}"),
-                getattr(self, f"drop{i}"),
-            )
-            x = act(fc(drop(x))) if self.dropout_first else drop(act(fc(x)))
-        return x if pre_logits else self.fc(x)
+        for name, layer in self.items():
+            if not (pre_logits and name == "fc"):
+                x = layer(x)
+        return x
 
     def reset(self, num_classes: int) -> None:
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
@@ -174,7 +249,8 @@ class Network(nn.Module):
         super().__init__()
         self.in_chans = in_chans
         self.min_input_size = min_input_size
-        self.feature_info: list[FeatureInfo] = []
+        self.feature_info: list[FeatureInfo] = FeatureInfoList()
+        self.grad_checkpointing = False
         # create_model sets a PretrainedCfg; a network built from its class has none yet.
         self.pretrained_cfg: Mapping = {}
         self.arch = type(self).__name__.lower()
@@ -184,12 +260,13 @@ class Network(nn.Module):
         self, stages: Sequence[nn.Module], channels: Sequence[int], reductions: Sequence[int]
     ) -> None:
         self.stages = nn.Sequential(*stages)
-        self.feature_info = [
+        self.feature_info = FeatureInfoList(
             FeatureInfo(i, c, r, f"stages.{i}")
             for i, (c, r) in enumerate(zip(channels, reductions, strict=True))
-        ]
+        )
 
     @property
+    @torch.jit.unused  # feature_info holds dataclasses, which TorchScript cannot type
     def num_features(self) -> int:
         """Channels of the feature map that ``forward_features`` returns."""
         return self.feature_info[-1].channels
@@ -203,12 +280,14 @@ class Network(nn.Module):
         ``create_feature_extractor`` and every FX tool). Eager calls, ``torch.jit.trace``,
         dynamo and ``torch.export`` see real (or symbolic-integer) shapes and keep it.
         """
-        if _fx_tracing():
-            return
+        # Nested: TorchScript compiles both operands of an "and", and _fx_tracing() does not.
+        if not torch.jit.is_scripting():
+            if _fx_tracing():
+                return
         if x.dim() != 4 or x.shape[1] != self.in_chans:
             raise InputSizeError(
                 f"{self.arch} expects input of shape (N, {self.in_chans}, H, W), "
-                f"got {tuple(x.shape)}"
+                f"got {list(x.shape)}"
             )
         h, w = x.shape[-2:]
         if h < self.min_input_size or w < self.min_input_size:
@@ -219,7 +298,13 @@ class Network(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.stages(self.stem(x))
+        x = self.stem(x)
+        if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+            # Each stage's activations are recomputed in backward instead of kept.
+            for stage in self.stages:
+                x = checkpoint(stage, x, use_reentrant=False)
+            return x
+        return self.stages(x)
 
     def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The stem, then each stage in turn, yielding each stage's output (no input check).
@@ -239,14 +324,105 @@ class Network(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a new one of ``num_classes`` outputs (0: none)."""
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the classifier with a new one of ``num_classes`` outputs (0: none).
+
+        ``global_pool`` (timm's argument): ``"avg"`` or ``"max"`` changes the pooling, ``""``
+        removes it (with ``num_classes=0``, ``forward`` then returns the feature map); None
+        keeps the pooling the model has."""
+        if global_pool is not None:
+            set_pooling = getattr(self.head, "set_pooling", None)
+            if set_pooling is None:
+                raise NetsError(f"{self.arch}'s head has a fixed pooling; global_pool must be None")
+            set_pooling(global_pool or None, num_classes)
         self.head.reset(num_classes)
         if isinstance(self.head.fc, nn.Linear):
             self.init_classifier(self.head.fc)
 
     def init_classifier(self, fc: nn.Linear) -> None:
         """The family's initialisation of a fresh classifier (PyTorch's default here)."""
+
+    # -- timm's model contract: the same things under timm's names --------------------------
+    @property
+    @torch.jit.unused
+    def num_classes(self) -> int:
+        """Outputs of the classifier (0 without one)."""
+        fc = getattr(self.head, "fc", None)
+        if isinstance(fc, nn.Linear):
+            return fc.out_features
+        return fc.out_channels if isinstance(fc, nn.Conv2d) else 0  # a per-pixel classifier
+
+    @property
+    @torch.jit.unused
+    def head_hidden_size(self) -> int:
+        """Features the classifier reads (``forward_head(x, pre_logits=True)``'s width): the
+        last hidden layer's for LeNet/AlexNet/VGG, else ``num_features``."""
+        return getattr(self.head, "num_features", self.num_features)
+
+    @property
+    @torch.jit.unused
+    def default_cfg(self) -> Mapping:
+        """timm's older name of ``pretrained_cfg``."""
+        return self.pretrained_cfg
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage's activations in the backward pass instead of keeping them
+        (training mode only): less memory for more compute."""
+        if type(self).forward_features is not Network.forward_features:
+            raise NetsError(f"{self.arch} runs its stages its own way: no gradient checkpointing")
+        self.grad_checkpointing = bool(enable)
+
+    def group_matcher(self, coarse: bool = False) -> dict[str, object]:
+        """Parameter groups for timm's layer-wise learning-rate decay: the stem, then the
+        stages (``coarse``) or their blocks in order; the head comes last."""
+        if coarse:
+            return {"stem": r"^stem", "blocks": r"^stages\.(\d+)"}
+        return {"stem": r"^stem", "blocks": [(r"^stages\.(\d+)\.(\d+)", None),
+                                              (r"^stages\.(\d+)", (99999,))]}  # fmt: skip
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's ``forward_intermediates``: the maps of the stages ``indices`` (an int n:
+        the last n; None: every stage), and the final feature map unless
+        ``intermediates_only``. ``stop_early`` runs no stage after the last one asked for.
+        ``norm`` changes nothing: our last stage ends with its own normalisation, if any."""
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise NetsError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+        take = stage_indices(len(self.stages), indices)
+        self.check_input(x)
+        intermediates, last = [], None
+        for i, last in enumerate(self.stage_outputs(x)):
+            if i in take:
+                intermediates.append(last if output_fmt == "NCHW" else last.permute(0, 2, 3, 1))
+            if (stop_early or intermediates_only) and i == take[-1]:
+                break
+        if intermediates_only:
+            return intermediates
+        return last, intermediates
+
+    def prune_intermediate_layers(
+        self,
+        indices: int | Sequence[int] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> list[int]:
+        """Drop the stages after the last of ``indices`` (and the classifier, with
+        ``prune_head``), for a backbone that only serves ``forward_intermediates``."""
+        if not isinstance(self.head, (ClassifierHead, MLPHead)):
+            raise NetsError(f"{self.arch}'s head reads every stage: its stages cannot be pruned")
+        take = stage_indices(len(self.stages), indices)
+        self.stages = self.stages[: take[-1] + 1]
+        self.feature_info = FeatureInfoList(self.feature_info[: take[-1] + 1])
+        if prune_head:  # the feature map of the last stage kept, unpooled
+            self.head = ClassifierHead(self.num_features, 0, None, include_top=False)
+        return take
 
 
 class AuxClassifierNetwork(Network):
@@ -255,10 +431,12 @@ class AuxClassifierNetwork(Network):
     module name)``. In training mode with aux heads, ``forward`` returns
     ``AuxOutputs(logits, aux)``, shallowest head first; otherwise the logits alone."""
 
-    aux: nn.ModuleList
-    aux_taps: tuple[tuple[int, str], ...] = ()
+    # ``aux`` (an nn.ModuleList) is set by the subclass. No class annotations here: TorchScript
+    # types a module's attributes from them and can type neither a ModuleList nor this tuple.
+    aux_taps = ()  # tuple[tuple[int, str], ...]
 
     @property
+    @torch.jit.unused
     def aux_classifiers(self) -> tuple[str, ...]:
         """Key prefixes of the aux heads' classifiers, replaced with the main one's."""
         return tuple(f"aux.{i}.fc" for i in range(len(self.aux)))
@@ -266,16 +444,23 @@ class AuxClassifierNetwork(Network):
     def init_aux_classifier(self, fc: nn.Linear) -> None:
         self.init_classifier(fc)
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new main classifier, and new auxiliary classifiers with the same classes."""
-        super().reset_classifier(num_classes)
+        super().reset_classifier(num_classes, global_pool)
         for aux in self.aux:
             aux.reset(num_classes)
             self.init_aux_classifier(aux.fc)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutputs:
-        if not (self.training and len(self.aux)):
-            return super().forward(x)
+    # No return annotation: TorchScript would have to type AuxOutputs, whose variable-length
+    # tuple it cannot; it compiles the logits path only.
+    def forward(self, x: torch.Tensor):  # -> torch.Tensor | AuxOutputs
+        if self.training and len(self.aux):
+            if torch.jit.is_scripting():
+                raise NetsError("the auxiliary classifiers' outputs need eager mode: call eval()")
+            return self._forward_with_aux(x)
+        return self.forward_head(self.forward_features(x))
+
+    def _forward_with_aux(self, x: torch.Tensor) -> AuxOutputs:
         self.check_input(x)
         taps = dict(zip(self.aux_taps, self.aux, strict=True))
         x = self.stem(x)
@@ -286,6 +471,21 @@ class AuxClassifierNetwork(Network):
                 if (i, name) in taps:
                     aux.append(taps[(i, name)](x))
         return AuxOutputs(self.forward_head(x), tuple(aux))
+
+
+def stage_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:
+    """timm's ``indices`` for a network of ``n`` stages as sorted stage numbers: None for
+    all, an int k for the last k, else the indices themselves (negative from the end)."""
+    if indices is None:
+        return list(range(n))
+    if isinstance(indices, int):
+        if not 0 < indices <= n:
+            raise NetsError(f"indices: the last 1 to {n} stages, got {indices}")
+        return list(range(n - indices, n))
+    chosen = sorted({i % n for i in indices if -n <= i < n})
+    if not indices or len(chosen) != len(set(indices)):
+        raise NetsError(f"indices must be distinct stage numbers below {n}, got {list(indices)}")
+    return chosen
 
 
 def init_conv_bn(model: nn.Module, linear_std: float | None = None) -> None:

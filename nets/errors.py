@@ -20,3 +20,8 @@ class InputSizeError(NetsError, ValueError):
 
 class ImageError(NetsError, ValueError):
     """A file that is not a readable image, or is truncated."""
+
+
+class UnknownOptionError(NetsError, TypeError):
+    """A keyword ``create_model`` and the model's builder do not take (a TypeError too, as a
+    constructor's would be)."""

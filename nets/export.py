@@ -158,7 +158,8 @@ def export_model(
     """
     fmt = format_for(path, fmt)
     check_destination(path)
-    size = input_size or getattr(model, "pretrained_cfg", {}).get("input_size") or 224
+    # The attribute: the size the network was designed at (by key, timm's (C, H, W)).
+    size = input_size or getattr(getattr(model, "pretrained_cfg", None), "input_size", None) or 224
     minimum = getattr(model, "min_input_size", 1)
     if size < minimum:
         raise InputSizeError(

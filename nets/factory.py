@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import json
 import os
+import re
+from collections.abc import Sequence
 
 from torch import nn
 
 import weights as wts
 
-from .base import POOLINGS
+from .base import POOLINGS, FeatureInfoList
+from .errors import UnknownOptionError
+from .features import FeatureExtractor
 from .pretrained import PretrainedCfg
 from .registry import get_spec
 
@@ -22,13 +29,23 @@ def create_model(
     include_top: bool = True,
     pooling: str | None = "avg",
     in_chans: int | None = None,
+    pretrained: bool | None = None,
+    global_pool: str | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     **family_kwargs,
 ) -> nn.Module:
     """Build ``name`` and optionally load weights.
 
-    ``weights``: ``None`` (the family's published random initialisation), ``"imagenet"``
-    (the default tag), a tag such as ``"resnet50.tv_in1k"``, or a checkpoint path in any
-    supported format (recognised from its content).
+    ``weights``: ``None`` or ``"none"`` (the family's published random initialisation),
+    ``"imagenet"`` (the default tag), a tag such as ``"resnet50.tv_in1k"``, or a checkpoint
+    path in any supported format (recognised from its content).
+
+    timm's spellings are taken too: ``pretrained=True`` is ``weights="imagenet"``,
+    ``global_pool`` is ``pooling`` (``""`` for none, which needs ``num_classes=0``), and
+    ``features_only=True`` returns a ``FeatureExtractor`` of the stages ``out_indices``
+    (default: all). Family options (``drop_rate``, ``drop_path_rate``, ...) go to the
+    builder; one it does not take is refused in one line naming those it does.
 
     With weights and a ``num_classes`` other than the checkpoint's, the classifier is new
     and everything else loads strictly. ``include_top=False`` drops the head and keeps only
@@ -38,6 +55,11 @@ def create_model(
     3 unless the spec's kwargs say otherwise, as LeNet-5's 10 classes on 1 channel do).
     """
     spec = get_spec(name)
+    weights = _weights_argument(weights, pretrained)
+    if global_pool is not None:
+        pooling = _pooling_argument(global_pool, num_classes)
+        include_top = include_top and pooling is not None  # "": the feature map, no head
+    _check_options(name, spec, family_kwargs)
     if num_classes is None:
         num_classes = spec.kwargs.get("num_classes", 1000)
     if in_chans is None:
@@ -48,11 +70,17 @@ def create_model(
         raise ValueError(f"num_classes must be a non-negative int, got {num_classes!r}")
     if not isinstance(in_chans, int) or in_chans < 1:
         raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-    model = spec.builder(
-        include_top=include_top,
-        pooling=pooling,
-        **{**spec.kwargs, **family_kwargs, "num_classes": num_classes, "in_chans": in_chans},
-    )
+    try:
+        model = spec.builder(
+            include_top=include_top,
+            pooling=pooling,
+            **{**spec.kwargs, **family_kwargs, "num_classes": num_classes, "in_chans": in_chans},
+        )
+    except TypeError as exc:  # where builder_options could not follow the builder
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if bad and bad[1] in family_kwargs:
+            raise UnknownOptionError(f"{name} does not take {bad[1]!r}") from None
+        raise
     model.arch = name
     model.min_input_size = spec.min_input_size
     built = getattr(model, "pretrained_cfg", None)
@@ -61,9 +89,102 @@ def create_model(
         model.pretrained_cfg = built.replace(arch=name)
     else:
         model.pretrained_cfg = PretrainedCfg.unweighted(name, spec.input_size)
+    if not isinstance(model.feature_info, FeatureInfoList):
+        model.feature_info = FeatureInfoList(model.feature_info)
+    model.pretrained_cfg = model.pretrained_cfg.replace(
+        in_chans=in_chans,
+        num_classes=num_classes,
+        first_conv=model.first_conv,
+        classifier=model.classifier,
+        pool_size=_pool_size(model),
+    )
     if weights is not None:
         load_pretrained(model, name, weights, include_top=include_top, in_chans=in_chans)
+    if features_only:
+        stages = range(len(model.stages)) if out_indices is None else out_indices
+        return FeatureExtractor(model, list(stages))
+    if out_indices is not None:
+        raise UnknownOptionError("out_indices chooses stages for features_only=True")
     return model
+
+
+def _weights_argument(weights: str | os.PathLike | None, pretrained: bool | None):
+    """``weights`` with ``"none"`` read as None (as every command line reads it), and timm's
+    ``pretrained`` as ``"imagenet"`` or None."""
+    if isinstance(weights, str) and weights.lower() == "none":
+        weights = None
+    if pretrained is None:
+        return weights
+    if weights is not None:
+        raise UnknownOptionError("give weights or pretrained, not both")
+    return "imagenet" if pretrained else None
+
+
+def _pooling_argument(global_pool: str, num_classes: int | None) -> str | None:
+    if global_pool not in ("avg", "max", ""):
+        raise ValueError(f"global_pool must be 'avg', 'max' or '', got {global_pool!r}")
+    if global_pool == "" and num_classes != 0:
+        raise ValueError("global_pool='' returns feature maps and needs num_classes=0")
+    return global_pool or None
+
+
+def _pool_size(model: nn.Module) -> tuple[int, int] | None:
+    info = getattr(model, "feature_info", None)
+    size = model.pretrained_cfg.preprocessing.input_size
+    return (size // info[-1].reduction,) * 2 if info else None
+
+
+def builder_options(spec) -> set[str] | None:
+    """The keywords ``spec``'s builder takes, following ``**kwargs`` into the class it
+    builds (its return annotation) and up that class's ``__init__`` chain; None where the
+    chain cannot be followed (the builder's own error then names the keyword)."""
+    names: set[str] = set()
+    func = spec.builder
+    while isinstance(func, functools.partial):
+        names |= set(func.keywords)
+        func = func.func
+    params = inspect.signature(func).parameters.values()
+    names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        return names
+    cls = _returned_class(func)
+    for klass in getattr(cls, "__mro__", ()):
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return names - {"self"}
+    return None
+
+
+def _returned_class(func) -> type | None:
+    if inspect.isclass(func):
+        return func
+    annotation = inspect.signature(func).return_annotation
+    if isinstance(annotation, str):
+        annotation = getattr(func, "__globals__", {}).get(annotation)
+    return annotation if inspect.isclass(annotation) else None
+
+
+# What create_model itself takes or sets; a family option may not reuse these names.
+_OWN = {"include_top", "pooling", "num_classes", "in_chans"}
+
+
+def _check_options(name: str, spec, given: dict) -> None:
+    if not given:
+        return
+    taken = builder_options(spec)
+    if taken is None:
+        return
+    unknown = [k for k in given if k not in taken or k in _OWN]
+    if unknown:
+        options = sorted(taken - _OWN - {"variant", "cfg", "depths"})
+        close = difflib.get_close_matches(unknown[0], options, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UnknownOptionError(
+            f"{name} does not take {unknown[0]!r}{hint}; its options: {', '.join(options)}"
+        )
 
 
 def load_pretrained(

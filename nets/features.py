@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import stage_outputs
+from .base import FeatureInfoList, stage_outputs
 
 
 class FeatureExtractor(nn.Module):
@@ -28,7 +28,7 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"stages must be distinct and increasing, got {list(stages)}")
         self.indices = chosen
         self.model = model
-        self.feature_info = [model.feature_info[i] for i in chosen]
+        self.feature_info = FeatureInfoList(model.feature_info[i] for i in chosen)
         self.channels = [f.channels for f in self.feature_info]
         self.reductions = [f.reduction for f in self.feature_info]
 

@@ -38,6 +38,12 @@ class PretrainedCfg(Mapping):
     origin: str | None = None  # the file or tag the weights came from
     source: str | None = None  # the publisher's format (torchvision, timm, keras...)
     class_names: tuple[str, ...] | None = None  # a trainer's checkpoint's classes
+    # What timm's pretrained_cfg also tells (create_model fills them in from the model).
+    in_chans: int = 3
+    num_classes: int = 1000
+    first_conv: str = "stem.conv"
+    classifier: str = "head.fc"
+    pool_size: tuple[int, int] | None = None  # the last feature map at ``input_size``
 
     @classmethod
     def unweighted(cls, arch: str, input_size: int) -> PretrainedCfg:
@@ -53,8 +59,31 @@ class PretrainedCfg(Mapping):
     def replace(self, **changes: object) -> PretrainedCfg:
         return replace(self, **changes)
 
+    # -- timm's view: timm.data.resolve_data_config(model=m) reads these keys -------------
+    def timm_view(self) -> dict[str, object]:
+        """The preprocessing as timm's pretrained_cfg spells it: ``input_size`` as (C, H, W)
+        and ``crop_pct``, so that ``timm.data.create_transform(**resolve_data_config(
+        model=m))`` resizes and crops exactly as ``weights.transforms(m)`` does."""
+        p = self.preprocessing
+        mean, std = wts.channel_stats(p, self.in_chans)
+        return {
+            "input_size": (self.in_chans, p.input_size, p.input_size),
+            "interpolation": p.interpolation,
+            "mean": tuple(mean),
+            "std": tuple(std),
+            # timm resizes to floor(size / crop_pct): half a pixel above our resize size
+            # keeps that floor on it whatever the float rounding.
+            "crop_pct": p.input_size / (p.resize_size + 0.5),
+            "crop_mode": "center",
+        }
+
     # -- read-only mapping, for cfg["key"] and cfg.get("key") -------------------------------
+    # Our fields and timm's keys; ``cfg["input_size"]`` is timm's (C, H, W) while the
+    # attribute ``cfg.input_size`` stays the size the network was designed at.
     def __getitem__(self, key: str) -> object:
+        timm = self.timm_view()
+        if key in timm:
+            return timm[key]
         if key in self._keys():
             return getattr(self, key)
         raise KeyError(key)
@@ -67,4 +96,5 @@ class PretrainedCfg(Mapping):
 
     @classmethod
     def _keys(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        ours = tuple(f.name for f in fields(cls))
+        return (*ours, "interpolation", "mean", "std", "crop_pct", "crop_mode")

@@ -103,6 +103,11 @@ def register(tag: WeightTag, *, default: bool = False) -> WeightTag:
 
 
 def list_tags(pattern: str = "*") -> list[str]:
+    """The registered tags matching a shell-style ``pattern`` (``"resnet*"``), sorted. A
+    name without a wildcard is an architecture (``list_tags("resnet50")``: its tags) or a
+    tag (itself)."""
+    if not any(c in pattern for c in "*?["):
+        return [pattern] if pattern in _TAGS else tags_for(pattern)
     return sorted(n for n in _TAGS if fnmatch.fnmatch(n, pattern))
 
 

@@ -5,6 +5,8 @@ Numeric conventions that pretrained weights depend on are explicit arguments:
 BatchNorm ``eps`` and ``momentum``, conv ``bias``, TF-style ``padding="same"``,
 the activation. Children have stable names (``conv``, ``bn``, ``act``; ``conv1``...
 ``downsample``; ``expand``, ``depthwise``, ``project``) that the weight converters map onto.
+``norm_layer`` replaces every BatchNorm (``torchvision.ops.FrozenBatchNorm2d`` for a
+detection backbone, ``lambda c: nn.GroupNorm(32, c)``) under the same child name.
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ __all__ = [
     "DepthwiseSeparable",
     "InvertedResidual",
     "MaxPool2dSame",
+    "NormLayer",
     "ReLU",
     "ReLU6",
     "make_conv",
     "make_divisible",
+    "make_norm",
 ]
 
 ActLayer = Callable[[], nn.Module]
+# A normalisation of num_channels channels, as torchvision's builders take it.
+NormLayer = Callable[[int], nn.Module]
 ReLU: ActLayer = partial(nn.ReLU, inplace=True)
 ReLU6: ActLayer = partial(nn.ReLU6, inplace=True)
 
@@ -50,7 +56,8 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self.kernel_size, self.stride, self.dilation)
-        return super().forward(x)
+        # Not super().forward: TorchScript compiles no super() call.
+        return self._conv_forward(x, self.weight, self.bias)
 
 
 class MaxPool2dSame(nn.MaxPool2d):
@@ -69,7 +76,8 @@ class MaxPool2dSame(nn.MaxPool2d):
         kernel = (k, k) if isinstance(k, int) else tuple(k)
         stride = (s, s) if isinstance(s, int) else tuple(s)
         x = pad_same(x, kernel, stride, (1, 1), float("-inf"))
-        return super().forward(x)
+        # Not super().forward: TorchScript compiles no super() call.
+        return F.max_pool2d(x, self.kernel_size, self.stride, 0, self.dilation, self.ceil_mode)
 
 
 def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
@@ -136,10 +144,21 @@ def make_conv(
     return nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias)
 
 
+def make_norm(
+    channels: int, norm_layer: NormLayer | None = None, eps: float = 1e-5, momentum: float = 0.1
+) -> nn.Module:
+    """``norm_layer(channels)``; without one, BatchNorm with ``eps`` and ``momentum`` (the
+    numbers the family's weights were trained with: a ``norm_layer`` brings its own)."""
+    if norm_layer is not None:
+        return norm_layer(channels)
+    return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
+
+
 class ConvNormAct(nn.Sequential):
     """Conv, then BatchNorm (optional), then an activation (optional).
 
-    ``eps``/``momentum`` are PyTorch BatchNorm's (Keras momentum m is PyTorch's 1 - m).
+    ``eps``/``momentum`` are PyTorch BatchNorm's (Keras momentum m is PyTorch's 1 - m);
+    ``norm_layer`` replaces the BatchNorm (``make_norm``).
     """
 
     def __init__(
@@ -156,12 +175,13 @@ class ConvNormAct(nn.Sequential):
         norm: bool = True,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer | None = ReLU,
     ) -> None:
         super().__init__()
         self.conv = make_conv(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias)
         if norm:
-            self.bn = nn.BatchNorm2d(out_chs, eps=eps, momentum=momentum)
+            self.bn = make_norm(out_chs, norm_layer, eps, momentum)
         if act is not None:
             self.act = act()
         self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
@@ -171,7 +191,10 @@ class BasicBlock(nn.Module):
     """Two 3x3 convs with an identity (or 1x1 projection) shortcut: ResNet-18/34.
 
     ``attn`` (for example squeeze-and-excitation) is applied to the residual branch
-    before the addition, as in SE-ResNet.
+    before the addition, as in SE-ResNet. ``dilation`` dilates the 3x3 convs, and
+    ``first_dilation`` (default ``dilation``) the first one: in the first block of a stage
+    that dilates instead of striding, it keeps the previous stage's (as torchvision's and
+    timm's ResNets do for an output stride of 16 or 8).
     """
 
     expansion = 1
@@ -182,17 +205,21 @@ class BasicBlock(nn.Module):
         planes: int,
         stride: int = 1,
         *,
+        dilation: int = 1,
+        first_dilation: int | None = None,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
         attn: Callable[[int], nn.Module] | None = None,
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         out_chs = planes * self.expansion
-        bn = dict(eps=eps, momentum=momentum)
-        self.conv1 = ConvNormAct(in_chs, planes, 3, stride, act=act, **bn)
-        self.conv2 = ConvNormAct(planes, out_chs, 3, 1, act=None, **bn)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
+        first = dilation if first_dilation is None else first_dilation
+        self.conv1 = ConvNormAct(in_chs, planes, 3, stride, dilation=first, act=act, **bn)
+        self.conv2 = ConvNormAct(planes, out_chs, 3, 1, dilation=dilation, act=None, **bn)
         self.attn = attn(out_chs) if attn else nn.Identity()
         self.downsample = _shortcut(in_chs, out_chs, stride, bn)
         self.drop_path = StochasticDepth(drop_path, "row") if drop_path else nn.Identity()
@@ -211,6 +238,9 @@ class Bottleneck(nn.Module):
     ``stride_in_1x1=False`` puts the stride on the 3x3 conv (torchvision's "v1.5", the
     layout of its weights); ``True`` puts it on the first 1x1 (the original paper, Caffe,
     Keras and the SENet authors' models). ``bias=True`` gives every conv a bias, as Keras has.
+    The 3x3 conv is dilated by ``first_dilation`` (default ``dilation``): the block's one
+    3x3 conv is its first, which in the first block of a dilated stage keeps the previous
+    stage's dilation (torchvision's ``previous_dilation``).
     """
 
     expansion = 4
@@ -222,19 +252,23 @@ class Bottleneck(nn.Module):
         stride: int = 1,
         *,
         stride_in_1x1: bool = False,
+        dilation: int = 1,
+        first_dilation: int | None = None,
         bias: bool = False,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
         attn: Callable[[int], nn.Module] | None = None,
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         out_chs = planes * self.expansion
-        kw = dict(eps=eps, momentum=momentum, bias=bias)
+        kw = dict(eps=eps, momentum=momentum, norm_layer=norm_layer, bias=bias)
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        d3 = dilation if first_dilation is None else first_dilation
         self.conv1 = ConvNormAct(in_chs, planes, 1, s1, act=act, **kw)
-        self.conv2 = ConvNormAct(planes, planes, 3, s3, act=act, **kw)
+        self.conv2 = ConvNormAct(planes, planes, 3, s3, dilation=d3, act=act, **kw)
         self.conv3 = ConvNormAct(planes, out_chs, 1, 1, act=None, **kw)
         self.attn = attn(out_chs) if attn else nn.Identity()
         self.downsample = _shortcut(in_chs, out_chs, stride, kw)
@@ -272,6 +306,7 @@ class DepthwiseSeparable(nn.Module):
         padding: int | str | None = None,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
         pw_act: bool = True,
         residual: bool = False,
@@ -279,7 +314,7 @@ class DepthwiseSeparable(nn.Module):
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         self.depthwise = ConvNormAct(
             in_chs, in_chs, kernel_size, stride, padding, groups=in_chs, act=act, **bn
         )
@@ -312,13 +347,14 @@ class InvertedResidual(nn.Module):
         padding: int | str | None = None,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU6,
         attn: Callable[[int], nn.Module] | None = None,
         drop_path: float = 0.0,
         mid_chs: int | None = None,
     ) -> None:
         super().__init__()
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         mid = mid_chs if mid_chs is not None else round(in_chs * expand_ratio)
         self.expand = ConvNormAct(in_chs, mid, 1, act=act, **bn) if mid != in_chs else None
         self.depthwise = ConvNormAct(

@@ -9,32 +9,14 @@ converting its checkpoints is a renaming of the parents only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .core import ActLayer, ReLU
+from .core import ActLayer, NormLayer, ReLU, make_norm
 
 __all__ = ["DenseBlock", "DenseLayer", "Transition"]
-
-
-def _norm_without_update(norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """``norm(x)`` without changing its running statistics or step counter.
-
-    Gradient checkpointing runs the bottleneck twice in training, once forward and once
-    again during backward; a plain BatchNorm would fold the batch into its running mean and
-    variance twice. The recomputation therefore runs the same operation with momentum 0
-    (running = 1 * running + 0 * batch, exactly the old values), so it saves the same
-    tensors for backward, as checkpointing requires, and gives the same numbers.
-    """
-    if not (norm.training and norm.track_running_stats):
-        return norm(x)
-    return F.batch_norm(
-        x, norm.running_mean, norm.running_var, norm.weight, norm.bias, True, 0.0, norm.eps
-    )
 
 
 class DenseLayer(nn.Module):
@@ -59,43 +41,63 @@ class DenseLayer(nn.Module):
         memory_efficient: bool = False,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bias: bool = False,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
         mid = bn_size * growth_rate
-        self.norm1 = nn.BatchNorm2d(in_chs, eps=eps, momentum=momentum)
+        self.norm1 = make_norm(in_chs, norm_layer, eps, momentum)
         self.act1 = act()
         self.conv1 = nn.Conv2d(in_chs, mid, 1, bias=bias)
-        self.norm2 = nn.BatchNorm2d(mid, eps=eps, momentum=momentum)
+        self.norm2 = make_norm(mid, norm_layer, eps, momentum)
         self.act2 = act()
         self.conv2 = nn.Conv2d(mid, growth_rate, 3, padding=1, bias=bias)
         self.drop_rate = float(drop_rate)
         self.memory_efficient = memory_efficient
         self.in_chs, self.out_chs = in_chs, growth_rate
 
-    def bottleneck(self, *features: torch.Tensor, update_stats: bool = True) -> torch.Tensor:
+    def bottleneck(self, features: list[torch.Tensor], update_stats: bool = True) -> torch.Tensor:
         x = torch.cat(features, 1)
-        x = self.norm1(x) if update_stats else _norm_without_update(self.norm1, x)
+        x = self.norm1(x) if update_stats else self._norm1_without_update(x)
         return self.conv1(self.act1(x))
 
-    def _checkpointed_bottleneck(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+    def _norm1_without_update(self, x: torch.Tensor) -> torch.Tensor:
+        """``norm1(x)`` without changing its running statistics or step counter.
+
+        Gradient checkpointing runs the bottleneck twice in training, once forward and once
+        again during backward; a plain BatchNorm would fold the batch into its running mean
+        and variance twice. The recomputation therefore runs the same operation with momentum
+        0 (running = 1 * running + 0 * batch, exactly the old values), so it saves the same
+        tensors for backward, as checkpointing requires, and gives the same numbers. Another
+        ``norm_layer`` (GroupNorm, FrozenBatchNorm2d) keeps no statistics to protect.
+        """
+        norm = self.norm1
+        # Only a BatchNorm keeps statistics. hasattr, not isinstance: TorchScript decides it
+        # when compiling, and compiles both sides of an "and" (hence the nested ifs).
+        if hasattr(norm, "track_running_stats"):
+            if norm.training and norm.track_running_stats:
+                mean, var = norm.running_mean, norm.running_var
+                return F.batch_norm(x, mean, var, norm.weight, norm.bias, True, 0.0, norm.eps)
+        return norm(x)
+
+    def _checkpointed_bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
         calls = []
 
         def run(*inputs: torch.Tensor) -> torch.Tensor:
             # The first call is the forward pass, any later one the recomputation.
             calls.append(None)
-            return self.bottleneck(*inputs, update_stats=len(calls) == 1)
+            return self.bottleneck(list(inputs), update_stats=len(calls) == 1)
 
         return checkpoint(run, *features, use_reentrant=False)
 
-    def forward(self, features: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        if isinstance(features, torch.Tensor):
-            features = [features]
-        if self.memory_efficient and torch.is_grad_enabled():
-            x = self._checkpointed_bottleneck(features)
+    def forward(self, features: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        inputs = [features] if isinstance(features, torch.Tensor) else features
+        # TorchScript compiles no checkpoint: a scripted layer keeps its bottleneck in memory.
+        if self.memory_efficient and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            x = self._checkpointed_bottleneck(inputs)
         else:
-            x = self.bottleneck(*features)
+            x = self.bottleneck(inputs)
         x = self.conv2(self.act2(self.norm2(x)))
         if self.drop_rate > 0:
             x = F.dropout(x, p=self.drop_rate, training=self.training)
@@ -138,11 +140,12 @@ class Transition(nn.Sequential):
         *,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bias: bool = False,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm2d(in_chs, eps=eps, momentum=momentum)
+        self.norm = make_norm(in_chs, norm_layer, eps, momentum)
         self.act = act()
         self.conv = nn.Conv2d(in_chs, out_chs, 1, bias=bias)
         self.pool = nn.AvgPool2d(2, 2)

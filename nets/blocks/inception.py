@@ -38,7 +38,7 @@ from torch import nn
 
 from weights.registry import IMAGENET_MEAN, IMAGENET_STD
 
-from .core import ActLayer, ConvNormAct, ReLU
+from .core import ActLayer, ConvNormAct, NormLayer, ReLU
 
 __all__ = [
     "GoogLeNetAux",
@@ -83,8 +83,8 @@ class InceptionInputTransform(nn.Module):
         return x * self.scale + self.shift
 
 
-def _bn(eps: float, momentum: float, act: ActLayer) -> dict:
-    return dict(eps=eps, momentum=momentum, act=act)
+def _bn(eps: float, momentum: float, norm_layer: NormLayer | None, act: ActLayer) -> dict:
+    return dict(eps=eps, momentum=momentum, norm_layer=norm_layer, act=act)
 
 
 class InceptionModule(nn.Module):
@@ -116,10 +116,11 @@ class InceptionModule(nn.Module):
         ceil_mode: bool = True,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        bn = _bn(eps, momentum, act)
+        bn = _bn(eps, momentum, norm_layer, act)
         self.naive = naive
         self.branch1x1 = ConvNormAct(in_chs, ch1x1, 1, **bn)
         self.branch3x3 = self._reduce_then(in_chs, ch3x3red, ch3x3, 3, bn)
@@ -142,8 +143,9 @@ class InceptionModule(nn.Module):
         return branch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = (self.branch1x1, self.branch3x3, self.branch5x5, self.branch_pool)
-        return torch.cat([b(x) for b in branches], 1)
+        return torch.cat(
+            [self.branch1x1(x), self.branch3x3(x), self.branch5x5(x), self.branch_pool(x)], 1
+        )
 
 
 class GoogLeNetAux(nn.Module):
@@ -165,11 +167,12 @@ class GoogLeNetAux(nn.Module):
         drop_rate: float = 0.7,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
-        self.conv = ConvNormAct(in_chs, proj, 1, **_bn(eps, momentum, act))
+        self.conv = ConvNormAct(in_chs, proj, 1, **_bn(eps, momentum, norm_layer, act))
         self.flatten = nn.Flatten(1)  # (N, proj, p, p) -> (N, proj * p * p)
         self.fc1 = nn.Linear(proj * pool_size * pool_size, hidden)
         self.act = act()
@@ -202,10 +205,11 @@ class InceptionV3Aux(nn.Module):
         width: int = 768,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        bn = _bn(eps, momentum, act)
+        bn = _bn(eps, momentum, norm_layer, act)
         self.pool = nn.AvgPool2d(5, 3)
         self.conv0 = ConvNormAct(in_chs, proj, 1, **bn)
         self.conv1 = ConvNormAct(proj, width, 5, padding=0, **bn)
@@ -251,10 +255,11 @@ class InceptionV3A(_Branches):
         count_include_pad: bool = True,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        bn = _bn(eps, momentum, act)
+        bn = _bn(eps, momentum, norm_layer, act)
         self.branch1x1 = ConvNormAct(in_chs, ch1x1, 1, **bn)
         self.branch5x5_1 = ConvNormAct(in_chs, ch5x5red, 1, **bn)
         self.branch5x5_2 = ConvNormAct(ch5x5red, ch5x5, 5, **bn)
@@ -290,10 +295,11 @@ class InceptionV3B(_Branches):
         ch3x3dbl: int = 96,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        bn = _bn(eps, momentum, act)
+        bn = _bn(eps, momentum, norm_layer, act)
         self.branch3x3 = ConvNormAct(in_chs, ch3x3, 3, 2, 0, **bn)
         self.branch3x3dbl_1 = ConvNormAct(in_chs, ch3x3dbl_red, 1, **bn)
         self.branch3x3dbl_2 = ConvNormAct(ch3x3dbl_red, ch3x3dbl, 3, **bn)
@@ -326,10 +332,11 @@ class InceptionV3C(_Branches):
         count_include_pad: bool = True,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        bn = _bn(eps, momentum, act)
+        bn = _bn(eps, momentum, norm_layer, act)
         c7, out = channels_7x7, out_branch
         row, col = (1, 7), (7, 1)  # a 1x7 conv mixes along the row, a 7x1 along the column
         pad_row, pad_col = (0, 3), (3, 0)
@@ -348,14 +355,8 @@ class InceptionV3C(_Branches):
 
     def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        d7 = self.branch7x7dbl_1(x)
-        for conv in (
-            self.branch7x7dbl_2,
-            self.branch7x7dbl_3,
-            self.branch7x7dbl_4,
-            self.branch7x7dbl_5,
-        ):
-            d7 = conv(d7)
+        d7 = self.branch7x7dbl_2(self.branch7x7dbl_1(x))
+        d7 = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(d7)))
         return [self.branch1x1(x), b7, d7, self.branch_pool(self.pool(x))]
 
 
@@ -374,10 +375,11 @@ class InceptionV3D(_Branches):
         ch7x7x3: int = 192,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        bn = _bn(eps, momentum, act)
+        bn = _bn(eps, momentum, norm_layer, act)
         c = ch7x7x3
         self.branch3x3_1 = ConvNormAct(in_chs, ch3x3red, 1, **bn)
         self.branch3x3_2 = ConvNormAct(ch3x3red, ch3x3, 3, 2, 0, **bn)
@@ -389,9 +391,8 @@ class InceptionV3D(_Branches):
         self.out_chs = ch3x3 + c + in_chs
 
     def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
-        b7 = self.branch7x7x3_1(x)
-        for conv in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
-            b7 = conv(b7)
+        b7 = self.branch7x7x3_2(self.branch7x7x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(b7))
         return [self.branch3x3_2(self.branch3x3_1(x)), b7, self.pool(x)]
 
 
@@ -414,10 +415,11 @@ class InceptionV3E(_Branches):
         count_include_pad: bool = True,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        bn = _bn(eps, momentum, act)
+        bn = _bn(eps, momentum, norm_layer, act)
         row, col = dict(padding=(0, 1)), dict(padding=(1, 0))
         self.branch1x1 = ConvNormAct(in_chs, ch1x1, 1, **bn)
         self.branch3x3_1 = ConvNormAct(in_chs, ch3x3, 1, **bn)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchvision.ops import StochasticDepth
 
-from .core import ActLayer, ConvNormAct, ReLU
+from .core import ActLayer, ConvNormAct, NormLayer, ReLU
 
 __all__ = [
     "FactorizedStemBlock",
@@ -87,11 +87,13 @@ def _make_branch(in_chs: int, branch: Branch, kw: dict, pool_kw: dict) -> tuple[
     return _branch(in_chs, branch, kw), branch[-1][0]
 
 
-def _conv_kw(eps: float, momentum: float, bias: bool, act: ActLayer) -> dict:
-    return dict(eps=eps, momentum=momentum, bias=bias, act=act)
+def _conv_kw(
+    eps: float, momentum: float, norm_layer: NormLayer | None, bias: bool, act: ActLayer
+) -> dict:
+    return dict(eps=eps, momentum=momentum, norm_layer=norm_layer, bias=bias, act=act)
 
 
-class InceptionConcat(nn.Module):
+class InceptionConcat(nn.ModuleDict):
     """Parallel branches over one input, concatenated: every Inception-v4 and
     Inception-ResNet-v2 block is one of these with its table of branches.
 
@@ -100,6 +102,9 @@ class InceptionConcat(nn.Module):
     Children are ``branch0``, ``branch1``, ... in concatenation order; a branch of one conv
     is the ``ConvNormAct`` itself. ``count_include_pad`` applies to the average pools,
     ``ceil_mode`` to the max-pools; the other arguments to every conv.
+
+    A ``ModuleDict`` of its children, so that ``forward`` can run a table's worth of
+    branches by iterating over them: TorchScript compiles no ``getattr`` of a computed name.
     """
 
     BRANCHES: ClassVar[tuple[Branch, ...]] = ()
@@ -114,6 +119,7 @@ class InceptionConcat(nn.Module):
         ceil_mode: bool = False,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bias: bool = False,
         act: ActLayer = ReLU,
     ) -> None:
@@ -122,7 +128,7 @@ class InceptionConcat(nn.Module):
         branches = self.BRANCHES if branches is None else tuple(branches)
         if not branches or in_chs < 1:
             raise ValueError(f"{type(self).__name__} needs branches and in_chs, got {in_chs}")
-        kw = _conv_kw(eps, momentum, bias, act)
+        kw = _conv_kw(eps, momentum, norm_layer, bias, act)
         pool_kw = dict(count_include_pad=count_include_pad, ceil_mode=ceil_mode)
         self.cat_chs = 0
         for i, branch in enumerate(branches):
@@ -132,8 +138,16 @@ class InceptionConcat(nn.Module):
         self.num_branches = len(branches)
         self.out_chs = self.cat_chs
 
+    def concat(self, x: torch.Tensor) -> torch.Tensor:
+        """The branches' outputs, concatenated along channels."""
+        outs: list[torch.Tensor] = []
+        for name, branch in self.items():
+            if name.startswith("branch"):  # a subclass's other children come after them
+                outs.append(branch(x))
+        return torch.cat(outs, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([getattr(self, f"branch{i}")(x) for i in range(self.num_branches)], 1)
+        return self.concat(x)
 
 
 class PoolConvReduction(nn.Module):
@@ -152,12 +166,15 @@ class PoolConvReduction(nn.Module):
         ceil_mode: bool = False,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bias: bool = False,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
-        self.conv = _conv(in_chs, (conv_chs, 3, 2, False), _conv_kw(eps, momentum, bias, act))
+        self.conv = _conv(
+            in_chs, (conv_chs, 3, 2, False), _conv_kw(eps, momentum, norm_layer, bias, act)
+        )
         self.pool_first = pool_first
         self.out_chs = in_chs + conv_chs
 
@@ -261,11 +278,12 @@ class InceptionV4C(nn.Module):
         count_include_pad: bool = False,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bias: bool = False,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
-        kw = _conv_kw(eps, momentum, bias, act)
+        kw = _conv_kw(eps, momentum, norm_layer, bias, act)
         self.branch0 = _conv(in_chs, (256, 1, 1, False), kw)
         self.branch1_0 = _conv(in_chs, (384, 1, 1, False), kw)
         self.branch1_1a = _conv(384, (256, (1, 3), 1, True), kw)
@@ -330,12 +348,21 @@ class InceptionResNetBlock(InceptionConcat):
         final_act: bool = True,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bias: bool = False,
         project_bias: bool = True,
         act: ActLayer = ReLU,
         drop_path: float = 0.0,
     ) -> None:
-        super().__init__(in_chs, branches=branches, eps=eps, momentum=momentum, bias=bias, act=act)
+        super().__init__(
+            in_chs,
+            branches=branches,
+            eps=eps,
+            momentum=momentum,
+            norm_layer=norm_layer,
+            bias=bias,
+            act=act,
+        )
         in_chs = self.IN_CHS if in_chs is None else in_chs
         self.project = nn.Conv2d(self.cat_chs, in_chs, 1, bias=project_bias)
         self.scale = scale
@@ -344,7 +371,7 @@ class InceptionResNetBlock(InceptionConcat):
         self.out_chs = in_chs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(super().forward(x))
+        out = self.project(self.concat(x))
         return self.act(self.drop_path(out * self.scale) + x)
 
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import pad_same
+from .core import NormLayer, make_norm, pad_same
 from .xception import SeparableConvNormAct
 
 # pad_same reads the input's size: one recorded call under torch.fx (wrapped where it is
@@ -53,13 +53,19 @@ class ReLUConvBN(nn.Sequential):
     """
 
     def __init__(
-        self, in_chs: int, out_chs: int, *, eps: float = 1e-3, momentum: float = 0.1
+        self,
+        in_chs: int,
+        out_chs: int,
+        *,
+        eps: float = 1e-3,
+        momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__(
             OrderedDict(
                 act=nn.ReLU(),
                 conv=nn.Conv2d(in_chs, out_chs, 1, bias=False),
-                bn=nn.BatchNorm2d(out_chs, eps=eps, momentum=momentum),
+                bn=make_norm(out_chs, norm_layer, eps, momentum),
             )
         )
         self.in_chs, self.out_chs = in_chs, out_chs
@@ -76,14 +82,20 @@ class FactorizedReduce(nn.Module):
     """
 
     def __init__(
-        self, in_chs: int, out_chs: int, *, eps: float = 1e-3, momentum: float = 0.1
+        self,
+        in_chs: int,
+        out_chs: int,
+        *,
+        eps: float = 1e-3,
+        momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__()
         half = out_chs // 2
         self.act = nn.ReLU()  # not in place: prev is read again by the next cell
         self.conv1 = nn.Conv2d(in_chs, half, 1, bias=False)
         self.conv2 = nn.Conv2d(in_chs, half, 1, bias=False)
-        self.bn = nn.BatchNorm2d(2 * half, eps=eps, momentum=momentum)
+        self.bn = make_norm(2 * half, norm_layer, eps, momentum)
         self.in_chs, self.out_chs = in_chs, 2 * half
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,8 +131,9 @@ class SamePool2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
         x = pad_same(x, (k, k), (s, s), (1, 1), self.pad_value)
-        pool = F.max_pool2d if self.kind == "max" else F.avg_pool2d
-        return pool(x, k, s)
+        if self.kind == "max":
+            return F.max_pool2d(x, k, s)
+        return F.avg_pool2d(x, k, s)
 
     def extra_repr(self) -> str:
         return f"{self.kind}, {self.kernel_size}, stride={self.stride}, pad={self.pad_value}"
@@ -140,11 +153,12 @@ def nasnet_branch(
     padding: str | None = "same",
     eps: float = 1e-3,
     momentum: float = 0.1,
+    norm_layer: NormLayer | None = None,
 ) -> nn.Sequential:
     """Keras' ``_separable_conv_block``: ReLU, separable conv (with the stride), BN, ReLU,
     separable conv, BN; children ``0`` and ``1``, each a ``SeparableConvNormAct``. Both
     convs have ``out_chs`` filters (timm's middle width is the same in every NASNet-A cell)."""
-    bn = dict(eps=eps, momentum=momentum)
+    bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
     return nn.Sequential(
         # The first ReLU must not overwrite the branch input: other branches read it.
         SeparableConvNormAct(
@@ -187,11 +201,12 @@ class NASNetNormalCell(nn.Module):
         padding: str | None = "same",
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__()
         if adjust is None and prev_chs != out_chs:
             raise ValueError(f"prev has {prev_chs} channels, not {out_chs}: it needs an adjust")
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         br = dict(padding=padding, **bn)
         self.adjust = _adjust(adjust, prev_chs, out_chs, bn)
         self.conv1x1 = ReLUConvBN(in_chs, out_chs, **bn)
@@ -241,9 +256,10 @@ class NASNetReductionCell(nn.Module):
         pool_pad_value: float = 0.0,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__()
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         br = dict(padding=padding, **bn)
         self.adjust = _adjust(adjust, prev_chs, out_chs, bn)
         p_chs = prev_chs if adjust is None else out_chs

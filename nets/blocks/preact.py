@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.ops import StochasticDepth
 
-from .core import ActLayer, ConvNormAct, ReLU
+from .core import ActLayer, ConvNormAct, NormLayer, ReLU, make_norm
 
 __all__ = ["PreActBottleneck"]
 
@@ -46,13 +46,15 @@ class PreActBottleneck(nn.Module):
         bias: bool = True,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         out_chs = planes * self.expansion
-        bn = dict(eps=eps, momentum=momentum)
-        self.preact = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(in_chs, **bn), act=act()))
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
+        preact_bn = make_norm(in_chs, norm_layer, eps, momentum)
+        self.preact = nn.Sequential(OrderedDict(bn=preact_bn, act=act()))
         self.downsample = None
         self.pool = None
         if in_chs != out_chs:

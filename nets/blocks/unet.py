@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import ActLayer, ConvNormAct, ReLU
+from .core import ActLayer, ConvNormAct, NormLayer, ReLU
 
 __all__ = ["DoubleConv", "UNetDecoder", "UNetDecoderBlock"]
 
@@ -38,13 +38,16 @@ class DoubleConv(nn.Sequential):
         norm: bool = False,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         if padding not in PADDINGS:
             raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
         pad = 1 if padding == "same" else 0
         # Without BatchNorm the convs carry biases, as in the paper; with it, none.
-        kw = dict(norm=norm, bias=not norm, eps=eps, momentum=momentum, act=act)
+        kw = dict(
+            norm=norm, bias=not norm, eps=eps, momentum=momentum, norm_layer=norm_layer, act=act
+        )
         super().__init__()
         self.conv1 = ConvNormAct(in_chs, out_chs, 3, 1, pad, **kw)
         self.conv2 = ConvNormAct(out_chs, out_chs, 3, 1, pad, **kw)
@@ -76,6 +79,7 @@ class UNetDecoderBlock(nn.Module):
         norm: bool = False,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
@@ -98,6 +102,7 @@ class UNetDecoderBlock(nn.Module):
             norm=norm,
             eps=eps,
             momentum=momentum,
+            norm_layer=norm_layer,
             act=act,
         )
         self.out_chs = out_chs
@@ -134,6 +139,7 @@ class UNetDecoder(nn.Module):
         norm: bool = True,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
     ) -> None:
         super().__init__()
@@ -164,7 +170,14 @@ class UNetDecoder(nn.Module):
                 f"decoder_channels needs {len(plan)} widths for this encoder, "
                 f"got {len(decoder_channels)}"
             )
-        kw = dict(upsample=upsample, padding=padding, norm=norm, eps=eps, momentum=momentum)
+        kw = dict(
+            upsample=upsample,
+            padding=padding,
+            norm=norm,
+            eps=eps,
+            momentum=momentum,
+            norm_layer=norm_layer,
+        )
         blocks, in_chs = [], encoder_channels[deepest]
         for (scale, skip_chs), out_chs in zip(plan, decoder_channels, strict=True):
             blocks.append(UNetDecoderBlock(in_chs, skip_chs, out_chs, scale=scale, act=act, **kw))
@@ -172,7 +185,7 @@ class UNetDecoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.out_chs = in_chs
 
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
         skips = [features[i] for i in self.skip_indices]
         for k, block in enumerate(self.blocks):

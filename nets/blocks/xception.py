@@ -19,7 +19,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .core import ActLayer, ConvNormAct, MaxPool2dSame, ReLU, make_conv
+from .core import ActLayer, ConvNormAct, MaxPool2dSame, NormLayer, ReLU, make_conv, make_norm
 
 __all__ = ["SeparableConv2d", "SeparableConvNormAct", "XceptionBlock"]
 
@@ -73,13 +73,14 @@ class SeparableConvNormAct(nn.Sequential):
         *,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bias: bool = False,
         act: ActLayer | None = ReLU,
         act_first: bool = False,
         act_inplace: bool = True,
     ) -> None:
         conv = SeparableConv2d(in_chs, out_chs, kernel_size, stride, padding, bias=bias)
-        bn = nn.BatchNorm2d(out_chs, eps=eps, momentum=momentum)
+        bn = make_norm(out_chs, norm_layer, eps, momentum)
         parts: list[tuple[str, nn.Module]] = [("conv", conv), ("bn", bn)]
         if act is not None:
             activation = act()
@@ -120,6 +121,7 @@ class XceptionBlock(nn.Module):
         grow_first: bool = True,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU,
         padding: str | None = None,
     ) -> None:
@@ -129,7 +131,7 @@ class XceptionBlock(nn.Module):
         if reps < 1:
             raise ValueError(f"an Xception block needs at least one separable conv, got {reps}")
         widths = [in_chs] + ([out_chs] * reps if grow_first else [in_chs] * (reps - 1) + [out_chs])
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         units = []
         for i in range(reps):
             units.append(

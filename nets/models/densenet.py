@@ -29,7 +29,7 @@ from typing import NamedTuple
 from torch import nn
 
 from ..base import ClassifierHead, Network
-from ..blocks import ConvNormAct, DenseBlock, ReLU, Transition
+from ..blocks import ConvNormAct, DenseBlock, NormLayer, ReLU, Transition, make_norm
 from ..registry import register_variants
 
 
@@ -68,15 +68,17 @@ class DenseNet(Network):
         dense_drop_rate: float = 0.0,
         memory_efficient: bool = False,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         """``drop_rate`` is dropout before the classifier, as in every family here;
         ``dense_drop_rate`` is torchvision's ``drop_rate``, dropout on each dense layer's new
         features. ``memory_efficient`` checkpoints each layer's bottleneck (slower training,
         far less activation memory, the same numbers)."""
         super().__init__(in_chans=in_chans)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         self.stem = nn.Sequential(
             OrderedDict(
-                conv1=ConvNormAct(in_chans, num_init_features, 7, 2, 3, eps=eps, momentum=momentum),
+                conv1=ConvNormAct(in_chans, num_init_features, 7, 2, 3, **bn),
                 pool=nn.MaxPool2d(3, 2, 1),
             )
         )
@@ -84,8 +86,7 @@ class DenseNet(Network):
             bn_size=bn_size,
             drop_rate=dense_drop_rate,
             memory_efficient=memory_efficient,
-            eps=eps,
-            momentum=momentum,
+            **bn,
         )
         stages, channels, reductions = [], [], []
         in_chs, reduction = num_init_features, 4
@@ -93,13 +94,13 @@ class DenseNet(Network):
             parts = OrderedDict()
             if i > 0:
                 # DenseNet-BC's compression: the transition halves the channels (theta = 0.5).
-                parts["transition"] = Transition(in_chs, in_chs // 2, eps=eps, momentum=momentum)
+                parts["transition"] = Transition(in_chs, in_chs // 2, **bn)
                 in_chs, reduction = in_chs // 2, reduction * 2
             parts["block"] = DenseBlock(num_layers, in_chs, growth_rate, **layer_kwargs)
             in_chs = parts["block"].out_chs
             if i == len(block_config) - 1:
                 # torchvision's norm5 and the F.relu of its forward, after the last block.
-                parts["norm"] = nn.BatchNorm2d(in_chs, eps=eps, momentum=momentum)
+                parts["norm"] = make_norm(in_chs, norm_layer, eps, momentum)
                 parts["act"] = ReLU()
             stages.append(nn.Sequential(parts))
             channels.append(in_chs)

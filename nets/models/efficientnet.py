@@ -35,7 +35,7 @@ from typing import NamedTuple
 from torch import nn
 
 from ..base import ClassifierHead, Network, init_conv_bn
-from ..blocks import ActLayer, ConvNormAct, SqueezeExcite
+from ..blocks import ActLayer, ConvNormAct, NormLayer, SqueezeExcite
 from ..blocks.mbconv import (
     EFFICIENTNET_GROUPS,
     STAGE_REDUCTIONS,
@@ -112,6 +112,7 @@ class EfficientNet(Network):
         drop_path_rate: float = STOCHASTIC_DEPTH_RATE,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = SiLU,
         se: bool = True,
         padding: str | None = None,
@@ -120,7 +121,7 @@ class EfficientNet(Network):
         rows: Sequence[MBConvGroup] = EFFICIENTNET_GROUPS,
     ) -> None:
         super().__init__(in_chans=in_chans)
-        conv = dict(act=act, eps=eps, momentum=momentum)
+        conv = dict(act=act, eps=eps, momentum=momentum, norm_layer=norm_layer)
         stem_chs = STEM_CHS if fix_stem_head else round_filters(STEM_CHS, width_mult)
         self.stem = ConvNormAct(in_chans, stem_chs, 3, 2, padding=padding, **conv)
 

@@ -42,7 +42,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ..base import AuxClassifierNetwork, ClassifierHead
-from ..blocks import ConvNormAct, GoogLeNetAux, InceptionInputTransform, InceptionModule
+from ..blocks import ConvNormAct, GoogLeNetAux, InceptionInputTransform, InceptionModule, NormLayer
 from ..registry import register_model
 
 # Table 1 of the paper: name: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj),
@@ -89,11 +89,12 @@ class GoogLeNet(AuxClassifierNetwork):
         kernel_5x5: int = 3,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
         if aux_logits and not include_top:
             raise ValueError("aux_logits=True needs include_top=True (the aux heads classify)")
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         # Google's [-1, 1] scaling is defined for RGB only.
         use_transform = transform_input and in_chans == 3
         self.stem = nn.Sequential(

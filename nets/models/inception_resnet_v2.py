@@ -43,6 +43,7 @@ from ..blocks import (
     InceptionResNetC,
     InceptionResNetMixed5b,
     InceptionResNetReductionB,
+    NormLayer,
 )
 from ..registry import register_model
 
@@ -83,11 +84,12 @@ class InceptionResNetV2(Network):
         scales: tuple[float, float, float] = SCALES,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         count_include_pad: bool = False,
         bn_scale: bool = True,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
-        kw = dict(eps=eps, momentum=momentum)
+        kw = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         total, index = sum(depths), 0
 
         def dp() -> float:

@@ -55,6 +55,7 @@ from ..blocks import (
     InceptionV3C,
     InceptionV3D,
     InceptionV3E,
+    NormLayer,
 )
 from ..registry import register_model
 
@@ -100,13 +101,14 @@ class InceptionV3(AuxClassifierNetwork):
         transform_input: bool = False,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         bn_scale: bool = True,
         count_include_pad: bool = True,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
         if aux_logits and not include_top:
             raise ValueError("aux_logits=True needs include_top=True (the aux head classifies)")
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         use_transform = transform_input and in_chans == 3  # defined for RGB only
         self.stem = nn.Sequential(
             OrderedDict(

@@ -36,6 +36,7 @@ from ..blocks import (
     InceptionV4B,
     InceptionV4C,
     InceptionV4ReductionB,
+    NormLayer,
     PoolConvReduction,
 )
 from ..registry import register_model
@@ -68,10 +69,11 @@ class InceptionV4(Network):
         depths: tuple[int, int, int] = DEPTHS,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         count_include_pad: bool = False,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
-        kw = dict(eps=eps, momentum=momentum)
+        kw = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         pool_kw = dict(count_include_pad=count_include_pad, **kw)
         self.stem = ConvNormAct(in_chans, 32, 3, 2, 0, **kw)
         stages = [

@@ -177,7 +177,7 @@ class TableConv2d(nn.Module):
 
     def full_weight(self) -> torch.Tensor:
         """The dense (out, in, k, k) kernel, zero where Table I has no connection."""
-        w = self.weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
+        w = self.weight.new_zeros((self.out_channels, self.in_channels) + self.kernel_size)
         return w.index_put((self.out_idx, self.in_idx), self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..base import ClassifierHead, Network
-from ..blocks import ActLayer, ConvNormAct, DepthwiseSeparable, ReLU6, make_divisible
+from ..blocks import ActLayer, ConvNormAct, DepthwiseSeparable, NormLayer, ReLU6, make_divisible
 from ..blocks.mbconv import group_by_resolution
 from ..registry import register_variants
 
@@ -79,12 +79,13 @@ class MobileNetV1(Network):
         drop_rate: float = 0.0,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         act: ActLayer = ReLU6,
         blocks: Sequence[tuple[int, int]] = BLOCKS,
         padding: int | str | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans)
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         in_chs = make_divisible(STEM_CHS * width_mult)
         self.stem = ConvNormAct(in_chans, in_chs, 3, 2, padding, act=act, **bn)
 

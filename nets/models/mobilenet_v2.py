@@ -30,7 +30,7 @@ from typing import NamedTuple
 from torch import nn
 
 from ..base import ClassifierHead, Network, init_conv_bn
-from ..blocks import ConvNormAct, InvertedResidual, ReLU6, make_divisible
+from ..blocks import ConvNormAct, InvertedResidual, NormLayer, ReLU6, make_divisible
 from ..blocks.mbconv import group_by_resolution
 from ..registry import register_model
 
@@ -73,11 +73,12 @@ class MobileNetV2(Network):
         round_nearest: int = 8,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         rows: tuple[InvertedResidualGroup, ...] = ROWS,
         padding: int | str | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans)
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         in_chs = make_divisible(STEM_CHS * width_mult, round_nearest)
         head_chs = make_divisible(HEAD_CHS * max(1.0, width_mult), round_nearest)
         self.stem = ConvNormAct(in_chans, in_chs, 3, 2, padding, act=ReLU6, **bn)

@@ -63,6 +63,7 @@ from ..blocks import (
     ActLayer,
     ConvNormAct,
     InvertedResidual,
+    NormLayer,
     ReLU,
     SqueezeExcite,
     make_divisible,
@@ -177,6 +178,7 @@ class MobileNetV3(Network):
         drop_rate: float = 0.2,
         eps: float = 1e-3,
         momentum: float = 0.01,
+        norm_layer: NormLayer | None = None,
         padding: int | str | None = None,
         width_rule: str = "torchvision",
         minimalistic: bool = False,
@@ -189,7 +191,7 @@ class MobileNetV3(Network):
         if width_rule not in ("torchvision", "keras"):
             raise ValueError(f"width_rule must be 'torchvision' or 'keras', got {width_rule!r}")
         keras = width_rule == "keras"
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         if minimalistic:
             blocks = tuple(row._replace(kernel=3, se=False, act="RE") for row in blocks)
         act = ReLU if minimalistic else Hardswish  # of the stem, the last conv and the head

@@ -35,10 +35,11 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..base import ClassifierHead, Network, init_conv_bn
-from ..blocks import ConvNormAct, NASNetNormalCell, NASNetReductionCell
+from ..blocks import ConvNormAct, NASNetNormalCell, NASNetReductionCell, NormLayer
 from ..registry import register_variants
 
 PAPER = (
@@ -64,39 +65,41 @@ VARIANTS = {
 }
 
 
-class NASNetStage(nn.Module):
-    """Cells ``0``, ``1``, ... run in turn on the pair (x, prev); ``act`` (optional) ends the
-    stage with a ReLU (the last stage: Keras' ReLU before pooling).
+class NASNetStage(nn.ModuleList):
+    """Cells ``0``, ``1``, ... run in turn on the pair (x, prev); ``act=True`` ends the stage
+    with a ReLU (the last stage: Keras' ReLU before pooling).
 
     ``keep_prev[i]``: after cell i, ``prev`` stays as it was instead of becoming cell i's
-    input (a reduction cell under ``skip_reduction``).
+    input (a reduction cell under ``skip_reduction``). A ``ModuleList`` of the cells alone, so
+    that TorchScript can iterate over them; the ReLU is therefore a function, not a child.
     """
 
     def __init__(
         self, cells: Sequence[nn.Module], keep_prev: Sequence[bool], act: bool = False
     ) -> None:
-        super().__init__()
-        for i, cell in enumerate(cells):
-            self.add_module(str(i), cell)
-        self.keep_prev = tuple(keep_prev)
-        self.n_cells = len(cells)
-        self.act = nn.ReLU() if act else None
+        super().__init__(cells)
+        self.keep_prev = list(keep_prev)
+        self.ends_with_relu = act
         self.out_chs = cells[-1].out_chs
-
-    def __len__(self) -> int:
-        return self.n_cells
-
-    def __getitem__(self, i: int) -> nn.Module:
-        """Cell ``i`` (negative from the end)."""
-        return getattr(self, str(range(self.n_cells)[i]))
 
     def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x: the last cell's output (N, C, H, W); prev: the one before (same or twice the size).
-        for i in range(self.n_cells):
-            out = self[i](x, prev)
+        for i, cell in enumerate(self):
+            out = cell(x, prev)
             x, prev = out, (prev if self.keep_prev[i] else x)
-        if self.act is not None:
-            x = self.act(x)
+        if self.ends_with_relu:
+            x = F.relu(x)
+        return x, prev
+
+
+class NASNetStages(nn.Sequential):
+    """The stages, run in turn on the pair (x, prev): a Sequential whose forward passes both
+    maps along (Sequential's own would call each stage with one, which TorchScript, compiling
+    every submodule's forward, refuses)."""
+
+    def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for stage in self:
+            x, prev = stage(x, prev)
         return x, prev
 
 
@@ -114,6 +117,7 @@ class NASNet(Network):
         drop_rate: float = 0.0,
         eps: float = 1e-3,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         padding: str | None = "same",
         pool_pad_value: float = 0.0,
     ) -> None:
@@ -123,7 +127,7 @@ class NASNet(Network):
                 f"penultimate_filters must be a multiple of 24 * {cfg.filter_multiplier}**2, "
                 f"got {cfg.penultimate_filters}"
             )
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         cell_kw = dict(padding=padding, **bn)
         red_kw = dict(pool_pad_value=pool_pad_value, **cell_kw)
         f, m = cfg.penultimate_filters // 24, cfg.filter_multiplier
@@ -168,6 +172,7 @@ class NASNet(Network):
                     False, x_stride)  # fmt: skip
             stages.append(NASNetStage(cells, keeps, act=group == 2))
         self._set_stages(stages, [s.out_chs for s in stages], [4, 8, 16, 32])
+        self.stages = NASNetStages(*self.stages)
         self.head = ClassifierHead(x_chs, num_classes, pooling, drop_rate, include_top)
         init_conv_bn(self)
 
@@ -180,8 +185,9 @@ class NASNet(Network):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        *_, out = self.stage_outputs(x)  # the last stage's output
-        return out
+        x = self.stem(x)
+        x, _ = self.stages(x, x)  # the first cell reads the stem's output twice
+        return x
 
 
 def nasnet(cfg: NASNetCfg, **kwargs) -> NASNet:

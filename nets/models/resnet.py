@@ -8,6 +8,14 @@ Other layouts reuse the class through its options (``nets.models.seresnet``): ``
 every block (``stride_in_1x1``, ``attn``), and ``stem_pool_padding``/``stem_pool_ceil_mode``
 give the Caffe stem's pool (padding 0, ``ceil_mode=True``) that the SENet weights need.
 
+torchvision's builder options, for backbones: ``norm_layer`` replaces every BatchNorm
+(``FrozenBatchNorm2d``, ``lambda c: nn.GroupNorm(32, c)``; the keys stay, so the weights
+load); ``replace_stride_with_dilation`` (three booleans, stages 2 to 4) keeps a stage at
+its input's resolution and dilates its 3x3 convs instead, for an output stride of 16 or 8
+(``[False, True, True]``), the first block of such a stage keeping the previous stage's
+dilation, as torchvision does; ``feature_info`` then gives the real strides (4, 8, 8, 8).
+``zero_init_residual`` starts the last BatchNorm of every residual branch at zero.
+
 ``keras_resnet50`` is ResNet-50 as keras.applications builds it, for its ImageNet .h5 weights:
 the stride on the first 1x1 of each bottleneck, every conv with a bias (the stem's too,
 ``stem_bias``), BatchNorm eps 1.001e-5. Its padding is ours already: Keras pads 3 then runs
@@ -22,11 +30,12 @@ maxima), and its 3x3 convs are "same" at stride 1 (= padding 1). 25,583,592 para
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from torch import nn
 
 from ..base import ClassifierHead, Network, init_conv_bn
-from ..blocks import BasicBlock, Bottleneck, ConvNormAct
+from ..blocks import BasicBlock, Bottleneck, ConvNormAct, NormLayer
 from ..registry import register_variants
 
 # name: (block, blocks per stage)
@@ -57,23 +66,36 @@ class ResNet(Network):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         zero_init_residual: bool = False,
+        replace_stride_with_dilation: Sequence[bool] | None = None,
+        norm_layer: NormLayer | None = None,
         block_kwargs: dict | None = None,
         stem_pool_padding: int = 1,
         stem_pool_ceil_mode: bool = False,
         stem_bias: bool = False,
     ) -> None:
         super().__init__(in_chans=in_chans)
+        dilate = list(replace_stride_with_dilation or [False] * 3)
+        if len(dilate) != 3:
+            raise ValueError(
+                f"replace_stride_with_dilation needs 3 booleans (stages 2 to 4), got {dilate}"
+            )
+        bn = dict(eps=eps, norm_layer=norm_layer)
         self.stem = nn.Sequential(
             OrderedDict(
-                conv1=ConvNormAct(in_chans, stem_width, 7, 2, 3, eps=eps, bias=stem_bias),
+                conv1=ConvNormAct(in_chans, stem_width, 7, 2, 3, bias=stem_bias, **bn),
                 # Caffe-trained weights (SENet) pool with padding 0 and ceil_mode=True: the
                 # windows shift by one pixel, and an odd-sized map gives one row fewer.
                 pool=nn.MaxPool2d(3, 2, stem_pool_padding, ceil_mode=stem_pool_ceil_mode),
             )
         )
-        stages, channels, in_chs = [], [], stem_width
+        stages, channels, reductions, in_chs = [], [], [], stem_width
         total, index = sum(depths), 0
+        reduction, dilation = 4, 1
         for i, (planes, depth) in enumerate(zip(STAGE_PLANES, depths, strict=True)):
+            stride, first_dilation = (2 if i > 0 else 1), dilation
+            if i > 0 and dilate[i - 1]:
+                stride, dilation = 1, dilation * stride
+            reduction *= stride
             blocks = []
             for j in range(depth):
                 # Stochastic depth grows linearly with the block index (Huang et al., 2016).
@@ -81,16 +103,19 @@ class ResNet(Network):
                 blk = block(
                     in_chs,
                     planes,
-                    2 if (i > 0 and j == 0) else 1,
-                    eps=eps,
+                    stride if j == 0 else 1,
+                    dilation=dilation,
+                    first_dilation=first_dilation if j == 0 else dilation,
                     drop_path=dp,
+                    **bn,
                     **(block_kwargs or {}),
                 )
                 blocks.append(blk)
                 in_chs, index = blk.out_chs, index + 1
             stages.append(nn.Sequential(*blocks))
             channels.append(in_chs)
-        self._set_stages(stages, channels, (4, 8, 16, 32))
+            reductions.append(reduction)
+        self._set_stages(stages, channels, reductions)
         self.head = ClassifierHead(in_chs, num_classes, pooling, drop_rate, include_top)
         init_conv_bn(self)
         if zero_init_residual:

@@ -38,7 +38,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ..base import ClassifierHead, Network, init_conv_bn
-from ..blocks import ConvNormAct, PreActBottleneck, ReLU
+from ..blocks import ConvNormAct, NormLayer, PreActBottleneck, ReLU, make_norm
 from ..registry import register_variants
 
 # name: blocks per Keras stack (conv2..conv5)
@@ -73,6 +73,7 @@ class ResNetV2(Network):
         stem_width: int = 64,
         eps: float = 1.001e-5,
         momentum: float = 0.01,
+        norm_layer: NormLayer | None = None,
         bias: bool = True,
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
@@ -95,14 +96,21 @@ class ResNetV2(Network):
             # Stochastic depth grows linearly with the block index (Huang et al., 2016).
             dp = drop_path_rate * index / max(len(plan) - 1, 1)
             blk = PreActBottleneck(
-                in_chs, planes, stride, bias=bias, eps=eps, momentum=momentum, drop_path=dp
+                in_chs,
+                planes,
+                stride,
+                bias=bias,
+                eps=eps,
+                momentum=momentum,
+                norm_layer=norm_layer,
+                drop_path=dp,
             )
             stages[-1].append(blk)
             in_chs = blk.out_chs
         channels.append(in_chs)
         parts = [nn.Sequential(*blocks) for blocks in stages]
         # The blocks end unnormalised (pre-activation): the post BN-ReLU closes the last stage.
-        parts[-1].add_module("norm", nn.BatchNorm2d(in_chs, eps=eps, momentum=momentum))
+        parts[-1].add_module("norm", make_norm(in_chs, norm_layer, eps, momentum))
         parts[-1].add_module("act", ReLU())
         self._set_stages(parts, channels, tuple(4 * 2**i for i in range(len(parts))))
         self.head = ClassifierHead(in_chs, num_classes, pooling, drop_rate, include_top)

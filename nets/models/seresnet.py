@@ -16,7 +16,9 @@ SE module passed as the blocks' ``attn``. Two weight layouts, two sets of names:
 
 Both start from timm's initialisation: Kaiming-normal (fan-out) convs, unit BatchNorm,
 PyTorch's default Linear and SE biases; timm's ResNet also zeroes the last BatchNorm of each
-residual branch (``zero_init_residual``), the legacy SENet does not.
+residual branch (``zero_init_residual``), the legacy SENet does not. ResNet's builder options
+(``norm_layer``, ``replace_stride_with_dilation``, ``zero_init_residual``) apply as they do
+there (``nets.models.resnet``).
 """
 
 from __future__ import annotations

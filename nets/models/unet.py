@@ -21,8 +21,9 @@ returns the list of every stage's map (the skips and the bottom), shallowest fir
 ``head.fc`` (``pre_logits=True``: the decoder's last map). Output: (N, classes, H, W).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: torch.fx records forward's annotations in its
+# graph, and TorchScript cannot read them back as strings (scripting the graph of
+# torchvision's create_feature_extractor failed with "Unknown type name '_torch_Tensor_'").
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
@@ -31,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import Network
-from ..blocks import DoubleConv, UNetDecoder
-from ..errors import UnknownModelError
+from ..blocks import DoubleConv, NormLayer, UNetDecoder
+from ..errors import NetsError, UnknownModelError
 from ..factory import create_model
 from ..registry import ModelSpec, get_spec, register_derived, register_model
 
@@ -54,7 +55,7 @@ class UNetHead(nn.Module):
         self.num_features = decoder.out_chs
         self.fc = nn.Conv2d(decoder.out_chs, num_classes, 1) if include_top else nn.Identity()
 
-    def forward(self, features: Sequence[torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
+    def forward(self, features: list[torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
         x = self.decoder(features)
         return x if pre_logits else self.fc(x)
 
@@ -68,7 +69,8 @@ class UNet(Network):
     Built with ``encoder=None``, the paper's contracting path of ``widths`` (``norm`` adds
     BatchNorm to every conv); with an encoder (a ``Network``), that network's stem and
     stages, shared, not copied. ``resize_to_input`` resizes the logits (bilinear) to the
-    input's height and width, for encoders whose strides need not divide it.
+    input's height and width, for encoders whose strides need not divide it. ``norm_layer``
+    replaces the BatchNorm that ``norm`` adds (given alone, it turns ``norm`` on).
     """
 
     first_conv = "stages.0.convs.conv1.conv"
@@ -86,16 +88,23 @@ class UNet(Network):
         upsample: str = "transpose",
         padding: str = "same",
         norm: bool | None = None,
+        norm_layer: NormLayer | None = None,
         resize_to_input: bool | None = None,
     ) -> None:
+        if norm is False and norm_layer is not None:
+            raise ValueError("norm_layer replaces the BatchNorm of norm=True, not norm=False")
         if encoder is None:
             super().__init__(in_chans=in_chans)
-            norm = bool(norm)
+            norm = bool(norm) or norm_layer is not None
             self.stem = nn.Identity()
             stages: list[nn.Module] = []
             for level, width in enumerate(widths):
                 convs = DoubleConv(
-                    widths[level - 1] if level else in_chans, width, padding=padding, norm=norm
+                    widths[level - 1] if level else in_chans,
+                    width,
+                    padding=padding,
+                    norm=norm,
+                    norm_layer=norm_layer,
                 )
                 # The paper's max-pool starts each lower level (2x2/2: halves the map).
                 parts = [("pool", nn.MaxPool2d(2))] if level else []
@@ -120,18 +129,19 @@ class UNet(Network):
             upsample=upsample,
             padding=padding,
             norm=norm,
+            norm_layer=norm_layer,
         )
         self.head = UNetHead(decoder, num_classes, include_top)
         self.resize_to_input = resize
         self.padding = padding
+        # Unpadded convs eat 4 pixels per level: 188 is the smallest input that leaves
+        # every map of both paths at least 4 pixels (and gives 4x4 out).
+        self._valid_min_input = VALID_MIN_INPUT if padding == "valid" else 0
 
     @property
     def min_input_size(self) -> int:
-        # Unpadded convs eat 4 pixels per level: 188 is the smallest input that leaves
-        # every map of both paths at least 4 pixels (and gives 4x4 out). create_model sets
-        # the registered minimum; this keeps the larger one.
-        valid = VALID_MIN_INPUT if getattr(self, "padding", "same") == "valid" else 0
-        return max(self._min_input_size, valid)
+        # create_model sets the registered minimum; this keeps the larger one.
+        return max(self._min_input_size, getattr(self, "_valid_min_input", 0))
 
     @min_input_size.setter
     def min_input_size(self, value: int) -> None:
@@ -144,6 +154,15 @@ class UNet(Network):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
         self.check_input(x)
+        if torch.jit.is_scripting():
+            # TorchScript compiles no generator: the stages one after the other (an encoder
+            # whose stages pass two maps along, NASNet's, does not script).
+            features = []
+            x = self.stem(x)
+            for stage in self.stages:
+                x = stage(x)
+                features.append(x)
+            return features
         return list(self.stage_outputs(x))  # shallowest first; the last is the bottom of the U
 
     def stage_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
@@ -151,7 +170,7 @@ class UNet(Network):
         return encoder_type.stage_outputs(self, x)  # it reads only self.stem and self.stages
 
     def forward_head(  # type: ignore[override]
-        self, features: Sequence[torch.Tensor], pre_logits: bool = False
+        self, features: list[torch.Tensor], pre_logits: bool = False
     ) -> torch.Tensor:
         return self.head(features, pre_logits=pre_logits)
 
@@ -164,7 +183,9 @@ class UNet(Network):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            raise NetsError(f"{self.arch} classifies every pixel: it has no pooling to set")
         self.head.reset(num_classes)
 
 
@@ -180,14 +201,25 @@ def unet_with_encoder(
     include_top: bool = True,
     pooling: str | None = None,
     num_classes: int = NUM_CLASSES,
+    norm_layer: NormLayer | None = None,
     **kwargs,
 ) -> UNet:
     """U-Net on the registered network ``encoder`` (its classifier dropped; with
-    ``encoder_weights``, its pretrained stem and stages loaded strictly)."""
+    ``encoder_weights``, its pretrained stem and stages loaded strictly). ``norm_layer``
+    goes to the encoder and the decoder alike."""
+    # Only when given: an encoder without BatchNorm (AlexNet) takes no norm_layer.
+    options = {} if norm_layer is None else dict(norm_layer=norm_layer)
     backbone = create_model(
-        encoder, weights=encoder_weights, include_top=False, pooling=None, in_chans=in_chans
+        encoder,
+        weights=encoder_weights,
+        include_top=False,
+        pooling=None,
+        in_chans=in_chans,
+        **options,
     )
-    model = UNet(backbone, num_classes=num_classes, include_top=include_top, **kwargs)
+    model = UNet(
+        backbone, num_classes=num_classes, include_top=include_top, norm_layer=norm_layer, **kwargs
+    )
     # What the encoder was (or would be) trained on is what the U-Net's input should be.
     cfg = backbone.pretrained_cfg
     model.pretrained_cfg = cfg.replace(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..base import Network, fully_connected_head, init_conv_bn
-from ..blocks import ConvNormAct
+from ..blocks import ConvNormAct, NormLayer
 from ..registry import register_variants
 
 # name: 3x3 conv layers per stage (the paper's configurations A, B, D and E)
@@ -48,17 +48,19 @@ class VGG(Network):
         pooling: str | None = "avg",
         in_chans: int = 3,
         eps: float = 1e-5,
+        norm_layer: NormLayer | None = None,
         drop_rate: float = 0.5,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
+        if norm_layer is not None and not batch_norm:
+            raise ValueError("norm_layer replaces BatchNorm, which only the *_bn VGGs have")
+        bn = dict(norm=batch_norm, eps=eps, norm_layer=norm_layer)
         self.stem = nn.Identity()
         stages, in_chs, reduction, reductions = [], in_chans, 1, []
         for width, depth in zip(STAGE_WIDTHS, depths, strict=True):
             layers = []
             for _ in range(depth):
-                layers.append(
-                    ConvNormAct(in_chs, width, 3, 1, 1, bias=True, norm=batch_norm, eps=eps)
-                )
+                layers.append(ConvNormAct(in_chs, width, 3, 1, 1, bias=True, **bn))
                 in_chs = width
             layers.append(nn.MaxPool2d(2, 2))
             stages.append(nn.Sequential(*layers))

@@ -35,7 +35,7 @@ from typing import NamedTuple
 from torch import nn
 
 from ..base import ClassifierHead, Network, init_conv_bn
-from ..blocks import ConvNormAct, SeparableConvNormAct, XceptionBlock
+from ..blocks import ConvNormAct, NormLayer, SeparableConvNormAct, XceptionBlock
 from ..registry import register_model
 
 
@@ -75,12 +75,13 @@ class Xception(Network):
         drop_rate: float = 0.0,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        norm_layer: NormLayer | None = None,
         blocks: tuple[BlockRow, ...] = BLOCKS,
         exit_chs: tuple[int, ...] = EXIT_CHS,
         padding: str | None = None,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=71)
-        bn = dict(eps=eps, momentum=momentum)
+        bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)
         # Both stem convs are unpadded ("valid" in Keras): 299 -> 149 -> 147.
         self.stem = nn.Sequential(
             OrderedDict(

@@ -47,7 +47,9 @@ def preprocessing(model: nn.Module) -> wts.Preprocessing:
     try:
         return PretrainedCfg.unweighted(arch, get_spec(arch).input_size).preprocessing
     except (NetsError, KeyError, TypeError):
-        return default_preprocessing(cfg.get("input_size") or 224)
+        size = getattr(cfg, "input_size", None) or cfg.get("input_size") or 224
+        # timm's configurations (and ours read by key) give (C, H, W)
+        return default_preprocessing(size[-1] if isinstance(size, tuple | list) else size)
 
 
 def prepare_image(model: nn.Module, image: ImageLike, *, crop: bool = True) -> PreparedImage:

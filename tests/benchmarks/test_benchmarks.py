@@ -364,7 +364,8 @@ def test_compiling_modes_over_more_networks_than_the_recompile_limit(tmp_path, m
         monkeypatch.setattr(runner, "COMPILE_MODE_OPTIONS", {"backend": backend})
         monkeypatch.setattr(nets.inference, "COMPILE_OPTIONS", {"backend": backend})
         monkeypatch.setattr(runner, "COMPILE_OPTIONS", {"backend": backend})
-        argv = [*names, "--input-size", "32", "--batch-size", "2", "--repeats", "1",
+        # zfnet's smallest input: a size below it is refused, not measured at another.
+        argv = [*names, "--input-size", "47", "--batch-size", "2", "--repeats", "1",
                 "--modes", "compile", "fast-fp32", "--fast-backend", "compile",
                 "--no-memory", "--no-charts", "--out", str(tmp_path / out)]  # fmt: skip
         torch._dynamo.reset()
@@ -380,8 +381,8 @@ def test_compiling_modes_over_more_networks_than_the_recompile_limit(tmp_path, m
     assert [r["mode"] for r in rows] == ["compile", "fast-fp32"] * len(names)
     ran = [runner for runner, _ in plans(rows)]
     assert set(ran) == {"compile"} and graphs == len(ran) == 10
-    assert rows[1]["plans"] == {"1x1x32x32": "compile", "2x1x32x32": "compile"}
-    assert set(rows[2]["plans"]) == {"1x3x47x47", "2x3x47x47", "train 2x3x47x47"}  # its minimum
+    assert rows[1]["plans"] == {"1x1x47x47": "compile", "2x1x47x47": "compile"}
+    assert set(rows[2]["plans"]) == {"1x3x47x47", "2x3x47x47", "train 2x3x47x47"}
 
     monkeypatch.setattr(runner, "reset_compiler", lambda: None)
     rows, graphs = run("no-reset")
@@ -510,3 +511,88 @@ def test_table_says_when_a_compiled_reference_ran_eagerly():
     assert "| fast (compile+cudagraph float16; tv compiled: eager) |" in report.markdown([row])
     row["tvc_plans"]["2x3x32x32"] = "compile"
     assert "| fast (compile+cudagraph float16) |" in report.markdown([row])
+
+
+# ---- Bad input is one line and exit code 2, before any work (command-line sweep) ----
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["lenett5"], ["error: unknown model 'lenett5'; did you mean lenet5"]),
+        (["zzz*"], ["error: no registered model matches 'zzz*'", "python -m nets list"]),
+        (["lenet5", "--repeats", "0"], ["--repeats must be a positive integer, got 0"]),
+        (["lenet5", "--batch-size", "-2"], ["--batch-size must be a positive integer, got -2"]),
+        (["lenet5", "--batch-size", "abc"], ["--batch-size must be a positive integer, got 'abc'"]),
+        (["lenet5", "--input-size", "0"], ["--input-size must be a positive integer, got 0"]),
+        (["lenet5", "--threads", "0"], ["--threads must be a positive integer, got 0"]),
+        (["lenet5", "--timeout", "-1"], ["--timeout must be a positive number, got -1"]),
+        (["lenet5", "--input-size", "8"],
+         ["--input-size 8 is below lenet5's smallest input, 32x32: pass at least 32"]),
+        (["lenet5", "alexnet", "--input-size", "40"],
+         ["--input-size 40 is below alexnet's smallest input, 63x63"]),
+        (["alexnet", "zfnet", "--input-size", "8"],
+         ["--input-size 8 is below the smallest input of 2 of the models (alexnet 63x63"]),
+        (["train-loop", "--model", "lenet_5", "--data", "digits"],
+         ["error: unknown model 'lenet_5'; did you mean lenet5"]),
+        (["train-loop", "--model", "lenet5", "--data", "digits", "--steps", "x"],
+         ["--steps must be an integer, got 'x'"]),
+        (["train-loop", "--model", "lenet5", "--data", "digits", "--batch-size", "0"],
+         ["--batch-size must be a positive integer, got 0"]),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_before_any_measurement(tmp_path, capsys, monkeypatch, argv, needles):
+    """Each was a traceback (our own UnknownModelError, StatisticsError, "negative
+    dimension"), a run that measured nothing for 16 s and left an empty table.md, or a
+    measurement at another size than asked: now one line, exit code 2, nothing written."""
+    measured = []
+    monkeypatch.setattr(cli, "iter_measure", lambda *a, **k: measured.append(a) or iter(()))
+    out = tmp_path / "res"
+    try:
+        code = cli.main([*argv, "--out", str(out)])
+    except SystemExit as exc:  # argparse's type checks: the same one line
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in err[0], err
+    assert "usage:" not in err[0] and not measured and not out.exists()
+
+
+def test_settings_refuse_what_the_command_line_refuses():
+    """The Python API's Settings check as the options do: 0 is never "not given"."""
+    cpu = torch.device("cpu")
+    cases = [({"repeats": 0}, "Settings.repeats must be a positive integer, got 0"),
+             ({"batch_size": -2}, "Settings.batch_size must be a positive integer"),
+             ({"input_size": 0}, "Settings.input_size must be a positive integer"),
+             ({"timeout": 0.0}, "Settings.timeout must be a positive number")]  # fmt: skip
+    for bad, needle in cases:
+        with pytest.raises(ValueError, match=needle):
+            Settings(device=cpu, **bad)
+    assert Settings(device=cpu, input_size=None, timeout=None).repeats == 7
+
+
+def test_checkpointing_command_measures_and_writes(tmp_path, capsys):
+    """python -m benchmarks checkpointing: the activations kept fall with checkpointing, the
+    step times and their ratio are there, and the folder gets results.json and table.md."""
+    from benchmarks.cli import main
+
+    out = tmp_path / "ckpt"
+    code = main(["checkpointing", "resnet18", "--batch-size", "2", "--input-size", "64",
+                 "--repeats", "1", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert row["model"] == "resnet18" and row["act_mb_ckpt"] < row["act_mb_plain"]
+    assert row["time_ratio"] == row["step_s_ckpt"] / row["step_s_plain"] > 0
+    assert "| resnet18 | 2 x 64 |" in (out / "table.md").read_text()
+    capsys.readouterr()
+    for bad, says in ((["--repeats", "0"], "--repeats must be a positive integer"),
+                      (["--input-size", "60", "inception_v3"], "needs --input-size 75"),
+                      (["nonet"], "unknown model 'nonet'")):  # fmt: skip
+        try:
+            code = main(["checkpointing", *bad])
+        except SystemExit as exc:  # argparse's own refusals exit
+            code = exc.code
+        assert code == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1

@@ -1,6 +1,6 @@
 """Conformance over the registry: every model against the shared anatomy and the PyTorch
 ecosystem's tools (FX, torchvision's feature extraction, dynamo, torch.export, ONNX with
-onnxruntime), at the smallest input it allows. The checks live in
+onnxruntime, TorchScript), at the smallest input it allows. The checks live in
 ``benchmarks/conformance.py``, which also writes the committed table (``make conformance``).
 
 ``make test`` runs the anatomy and FX checks on every registered model (1 to 8 s each on
@@ -49,9 +49,9 @@ def test_anatomy_and_fx(name):
 
 
 @pytest.mark.parametrize("name", _params(lambda n: n in TOOLS_IN_MAKE_TEST))
-def test_dynamo_export_and_onnx(name):
-    """No graph break under dynamo; torch.export with a dynamic batch and its ONNX export
-    run by onnxruntime give the eager logits at batches 1 and 3."""
+def test_dynamo_export_onnx_and_torchscript(name):
+    """No graph break under dynamo; torch.export with a dynamic batch, its ONNX export run
+    by onnxruntime, and torch.jit.script give the eager logits at batches 1 and 3."""
     pytest.importorskip("onnxruntime")
     model = C.build(name)
     program = C._exported(model)
@@ -61,6 +61,7 @@ def test_dynamo_export_and_onnx(name):
             "dynamo": C.check_dynamo,
             "torch.export": lambda m: C.check_export(m, program),
             "onnxruntime": lambda m: C.check_onnx(m, program),
+            "torchscript": C.check_torchscript,
         },
     )
     assert not failed, "\n".join(failed)
@@ -110,3 +111,21 @@ def test_update_reruns_the_named_models_and_keeps_the_rest(tmp_path):
     assert not any(v.startswith("FAIL") for v in rows["lenet5"][0].values())
     with pytest.raises(SystemExit):  # argparse: --update without --models
         C.main(["-o", str(path), "--update"])
+
+
+def test_a_table_without_a_newer_check_reads_back_with_it_not_run(tmp_path):
+    """The committed table predates a check added since (torchscript): --update can still
+    read it, and fills the new column for the models it runs."""
+    older = [c for c in [*C.CHEAP, *C.TOOLS] if c != "torchscript"]
+    path = tmp_path / "conformance.md"
+    path.write_text(
+        "# Title\n\n| model | " + " | ".join(older) + " | s |\n"
+        + "|---" * (len(older) + 2) + "|\n"
+        + "| alexnet | " + " | ".join("ok" for _ in older) + " | 7 |\n"
+    )  # fmt: skip
+    header, rows = C.read_table(str(path))
+    assert header == "# Title\n"
+    assert rows["alexnet"][0]["torchscript"] == C.NOT_RUN and rows["alexnet"][0]["fx"] == "ok"
+    path.write_text("# Title\n\n| model | forward | frobnicate | s |\n|---|---|---|---|\n")
+    with pytest.raises(SystemExit, match="has no table of the checks"):
+        C.read_table(str(path))
