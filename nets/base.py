@@ -11,7 +11,7 @@ per-family code.
 # torchvision's create_feature_extractor failed with "Unknown type name '_torch_Tensor_'").
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -97,17 +97,30 @@ class FeatureInfoList(list):
         return [one(self[i]) for i in (range(len(self)) if idx is None else idx)]
 
 
-class AuxOutputs(NamedTuple):
-    """What a network with auxiliary classifiers returns in training mode (aux enabled).
+class AuxOutputs(tuple):
+    """What a network with auxiliary classifiers returns in training mode (aux enabled): the
+    flat tuple ``(logits, aux_1, ..., aux_k)`` of tensors of one shape, so that code written
+    for any tuple of outputs (``torch.cat(outputs)``, ``outputs[0]``) works on it.
 
-    ``logits`` is the main classifier's output; ``aux`` the auxiliary classifiers' outputs,
-    from the shallowest to the deepest. A trainer weights the losses, e.g.
+    ``out.logits`` is the main classifier's output; ``out.aux`` the auxiliary classifiers'
+    outputs, from the shallowest to the deepest. A trainer weights the losses, e.g.
     ``loss = ce(out.logits, y) + 0.3 * sum(ce(a, y) for a in out.aux)``. In eval mode these
     networks return the main logits alone, like every other network.
     """
 
-    logits: torch.Tensor
-    aux: tuple[torch.Tensor, ...]
+    def __new__(cls, logits: torch.Tensor, aux: Sequence[torch.Tensor]) -> "AuxOutputs":
+        return super().__new__(cls, (logits, *aux))
+
+    def __getnewargs__(self) -> tuple:  # copy and pickle rebuild it through __new__
+        return (self[0], tuple(self[1:]))
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self[0]
+
+    @property
+    def aux(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self[1:])
 
 
 def _global_pool(pooling: str | None) -> nn.Module:
@@ -434,6 +447,9 @@ class AuxClassifierNetwork(Network):
     # ``aux`` (an nn.ModuleList) is set by the subclass. No class annotations here: TorchScript
     # types a module's attributes from them and can type neither a ModuleList nor this tuple.
     aux_taps = ()  # tuple[tuple[int, str], ...]
+    # The smallest input the auxiliary heads take in training mode, where it is larger than
+    # min_input_size (which holds for the logits alone, in eval mode).
+    aux_min_input_size = 0
 
     @property
     @torch.jit.unused
@@ -462,6 +478,13 @@ class AuxClassifierNetwork(Network):
 
     def _forward_with_aux(self, x: torch.Tensor) -> AuxOutputs:
         self.check_input(x)
+        h, w = x.shape[-2:]
+        if min(h, w) < self.aux_min_input_size:
+            raise InputSizeError(
+                f"{self.arch}'s auxiliary classifiers need inputs of at least "
+                f"{self.aux_min_input_size}x{self.aux_min_input_size} pixels in training mode, "
+                f"got {h}x{w} (eval mode, or aux_logits=False, takes {self.min_input_size})"
+            )
         taps = dict(zip(self.aux_taps, self.aux, strict=True))
         x = self.stem(x)
         aux = []

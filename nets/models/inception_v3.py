@@ -83,6 +83,8 @@ STAGES = (
 REDUCTIONS = (8, 16, 32)
 AUX_TAPS = ((1, "mixed6e"),)
 MIN_INPUT_SIZE = 75
+# The auxiliary head's 5x5 conv, after a 5x5/3 average pool, needs Mixed_6e's 17x17 map.
+AUX_MIN_INPUT_SIZE = 299
 INIT_STD = 0.1  # torchvision's default ``stddev`` for every conv and Linear
 
 
@@ -106,6 +108,7 @@ class InceptionV3(AuxClassifierNetwork):
         count_include_pad: bool = True,
     ) -> None:
         super().__init__(in_chans=in_chans, min_input_size=MIN_INPUT_SIZE)
+        self.aux_min_input_size = AUX_MIN_INPUT_SIZE
         if aux_logits and not include_top:
             raise ValueError("aux_logits=True needs include_top=True (the aux head classifies)")
         bn = dict(eps=eps, momentum=momentum, norm_layer=norm_layer)

@@ -296,3 +296,24 @@ def test_version_and_tag_lookups():
     assert weights.list_tags("resnet50.tv_in1k") == ["resnet50.tv_in1k"]
     assert weights.list_tags("lenet5") == []
     assert "resnet50.tv_in1k" in weights.list_tags("resnet5*")
+
+
+def test_aux_outputs_are_one_flat_tuple_and_aux_heads_raise_the_minimum_input():
+    """timm's pattern for several outputs, torch.cat(outputs), needs a flat tuple of
+    tensors; out.logits and out.aux still name its parts. Inception v3's auxiliary head needs
+    Mixed_6e's 17x17 map: in training mode with it, an input under 299 is one clear error."""
+    import pickle
+
+    model = nets.create_model("googlenet", aux_logits=True, num_classes=4).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    assert isinstance(out, nets.AuxOutputs) and len(out) == 3
+    assert torch.cat(out).shape == (6, 4)
+    assert out.logits is out[0] and out.aux == (out[1], out[2])
+    again = pickle.loads(pickle.dumps(out))
+    assert isinstance(again, nets.AuxOutputs) and torch.equal(again.aux[1], out.aux[1])
+    aux = nets.create_model("inception_v3", aux_logits=True).train()
+    assert aux.min_input_size == 75 and aux.aux_min_input_size == 299
+    with pytest.raises(nets.InputSizeError, match="auxiliary classifiers need inputs of at le"):
+        aux(torch.randn(2, 3, 298, 298))
+    with torch.no_grad():
+        assert aux.eval()(torch.randn(1, 3, 75, 75)).shape == (1, 1000)
