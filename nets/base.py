@@ -530,13 +530,19 @@ def init_conv_bn(model: nn.Module, linear_std: float | None = None) -> None:
 
 
 def drop_bn_scale(model: nn.Module) -> None:
-    """BatchNorm without the scale gamma (Keras' ``scale=False``): each BatchNorm keeps its
-    shift (``bias``) and running statistics, and its ``weight`` becomes None, which
-    ``F.batch_norm`` treats as 1. No ``weight`` key, and no parameter to count or train."""
+    """Normalisation without the scale gamma (Keras' ``scale=False``): each norm keeps its
+    shift (``bias``) and running statistics, and its ``weight`` goes: None for BatchNorm and
+    GroupNorm (their functions read None as 1), ones that are not saved for a norm whose
+    weight is a buffer (torchvision's FrozenBatchNorm2d, a ``norm_layer``). No ``weight``
+    key in either case, so Keras' checkpoints, which have none, load strictly."""
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+        if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
             del m.weight
             m.register_parameter("weight", None)
+        elif "weight" in m._buffers and "running_mean" in m._buffers and m.weight is not None:
+            ones = torch.ones_like(m.weight)
+            del m.weight
+            m.register_buffer("weight", ones, persistent=False)
 
 
 def stage_outputs(model: nn.Module, x: torch.Tensor) -> Iterator[torch.Tensor]:

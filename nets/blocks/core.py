@@ -11,6 +11,8 @@ detection backbone, ``lambda c: nn.GroupNorm(32, c)``) under the same child name
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from functools import partial
@@ -148,10 +150,19 @@ def make_norm(
     channels: int, norm_layer: NormLayer | None = None, eps: float = 1e-5, momentum: float = 0.1
 ) -> nn.Module:
     """``norm_layer(channels)``; without one, BatchNorm with ``eps`` and ``momentum`` (the
-    numbers the family's weights were trained with: a ``norm_layer`` brings its own)."""
-    if norm_layer is not None:
-        return norm_layer(channels)
-    return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
+    numbers the family's weights were trained with). A ``norm_layer`` that takes ``eps`` or
+    ``momentum`` (``FrozenBatchNorm2d``, ``nn.BatchNorm2d``) gets the family's too, unless a
+    ``functools.partial`` already fixed them: a Keras network's weights were trained with
+    eps 1e-3, and FrozenBatchNorm2d's own 1e-5 would change every output."""
+    if norm_layer is None:
+        return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
+    try:
+        takes = set(inspect.signature(norm_layer).parameters)
+    except (TypeError, ValueError):  # a callable whose signature cannot be read
+        takes = set()
+    fixed = set(norm_layer.keywords) if isinstance(norm_layer, functools.partial) else set()
+    family = {"eps": eps, "momentum": momentum}
+    return norm_layer(channels, **{k: v for k, v in family.items() if k in takes - fixed})
 
 
 class ConvNormAct(nn.Sequential):

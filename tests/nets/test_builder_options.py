@@ -159,3 +159,27 @@ def test_zero_init_residual_zeroes_the_last_norm_of_every_residual_branch(name, 
         assert others and all(bool((w == 1).all()) for w in others)
     default_model = nets.create_model(name)
     assert all(bool((w == 0).all()) == default for w in last_norms(default_model))
+
+
+@pytest.mark.parametrize("norm", ["frozen", "group"])
+def test_keras_scale_free_norms_take_a_norm_layer_and_load_strictly(norm, tmp_path):
+    """Keras' Inception v3 has BatchNorm without gamma: with FrozenBatchNorm2d or GroupNorm
+    as norm_layer the model still has no weight key there, so the Keras layout loads
+    strictly (here: our own Keras-layout model's state dict, saved and loaded back)."""
+    layer = FrozenBatchNorm2d if norm == "frozen" else (lambda c: nn.GroupNorm(1, c))
+    plain = nets.create_model("keras_inception_v3")
+    model = nets.create_model("keras_inception_v3", norm_layer=layer)
+    assert set(model.state_dict()) <= set(plain.state_dict())
+    if norm == "frozen":
+        assert set(model.state_dict()) == {
+            k for k in plain.state_dict() if not k.endswith("num_batches_tracked")
+        }
+        path = tmp_path / "k.safetensors"
+        nets_state = {k: v for k, v in plain.state_dict().items() if "num_batches" not in k}
+        from safetensors.torch import save_file
+
+        save_file(nets_state, str(path))
+        loaded = nets.create_model("keras_inception_v3", norm_layer=layer, weights=str(path))
+        x = torch.randn(1, 3, 75, 75)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.eval()(x), plain.eval()(x))
