@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .errors import InputSizeError, NetsError
+from .errors import InputSizeError, NetsError, OptionValueError
 
 POOLINGS = ("avg", "max", None)
 
@@ -167,10 +167,7 @@ class ClassifierHead(nn.Module):
 
     def set_pooling(self, pooling: str | None, num_classes: int) -> None:
         """``"avg"``, ``"max"``, or None for the feature map (with no classifier)."""
-        if pooling not in POOLINGS:
-            raise NetsError(f"global_pool must be 'avg', 'max' or '', got {pooling!r}")
-        if pooling is None and num_classes:
-            raise NetsError("global_pool='' returns feature maps and needs num_classes=0")
+        timm_pooling(pooling if pooling is not None else "", num_classes)
         if pooling is None and type(self).forward is not ClassifierHead.forward:
             raise NetsError("this head has layers after its pooling: global_pool must pool")
         self.pooling = pooling
@@ -494,6 +491,16 @@ class AuxClassifierNetwork(Network):
                 if (i, name) in taps:
                     aux.append(taps[(i, name)](x))
         return AuxOutputs(self.forward_head(x), tuple(aux))
+
+
+def timm_pooling(global_pool: str, num_classes: int | None) -> str | None:
+    """timm's ``global_pool`` as our ``pooling``: ``"avg"``, ``"max"``, or ``""`` (None: the
+    feature map, which has no classifier to feed, so ``num_classes`` must be 0)."""
+    if global_pool not in ("avg", "max", ""):
+        raise OptionValueError(f"global_pool must be 'avg', 'max' or '', got {global_pool!r}")
+    if global_pool == "" and num_classes != 0:
+        raise OptionValueError("global_pool='' returns feature maps and needs num_classes=0")
+    return global_pool or None
 
 
 def stage_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:

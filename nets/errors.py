@@ -25,3 +25,7 @@ class ImageError(NetsError, ValueError):
 class UnknownOptionError(NetsError, TypeError):
     """A keyword ``create_model`` and the model's builder do not take (a TypeError too, as a
     constructor's would be)."""
+
+
+class OptionValueError(NetsError, ValueError):
+    """An option given a value it does not take (``global_pool="min"``)."""

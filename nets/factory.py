@@ -14,7 +14,7 @@ from torch import nn
 
 import weights as wts
 
-from .base import POOLINGS, FeatureInfoList
+from .base import POOLINGS, FeatureInfoList, timm_pooling
 from .errors import UnknownOptionError
 from .features import FeatureExtractor
 from .pretrained import PretrainedCfg
@@ -57,7 +57,7 @@ def create_model(
     spec = get_spec(name)
     weights = _weights_argument(weights, pretrained)
     if global_pool is not None:
-        pooling = _pooling_argument(global_pool, num_classes)
+        pooling = timm_pooling(global_pool, num_classes)
         include_top = include_top and pooling is not None  # "": the feature map, no head
     _check_options(name, spec, family_kwargs)
     if num_classes is None:
@@ -118,14 +118,6 @@ def _weights_argument(weights: str | os.PathLike | None, pretrained: bool | None
     if weights is not None:
         raise UnknownOptionError("give weights or pretrained, not both")
     return "imagenet" if pretrained else None
-
-
-def _pooling_argument(global_pool: str, num_classes: int | None) -> str | None:
-    if global_pool not in ("avg", "max", ""):
-        raise ValueError(f"global_pool must be 'avg', 'max' or '', got {global_pool!r}")
-    if global_pool == "" and num_classes != 0:
-        raise ValueError("global_pool='' returns feature maps and needs num_classes=0")
-    return global_pool or None
 
 
 def _pool_size(model: nn.Module) -> tuple[int, int] | None:
